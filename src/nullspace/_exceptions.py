@@ -1,0 +1,157 @@
+"""The one exception tree of nullspace.
+
+Every error the SDK raises derives from `NullspaceError`::
+
+    NullspaceError
+    ├── APIError                      the server answered with a JSON error body
+    │   ├── AuthenticationError       401/403  code "unauthorized"
+    │   ├── InvalidArgumentError      400/422  code "invalid_argument"
+    │   ├── NotFoundError             404      code "not_found"
+    │   │   ├── SandboxNotFoundError           code "sandbox_not_found" (never existed, killed or timed out)
+    │   │   ├── ContextNotFoundError           code "context_not_found"
+    │   │   └── TemplateNotFoundError          code "template_not_found"
+    │   ├── ConflictError             409      code "conflict"
+    │   ├── PayloadTooLargeError      413      code "payload_too_large"
+    │   ├── CapacityError             503      code "capacity"
+    │   └── ServerError               5xx      code "internal"
+    ├── TransportError                the server could not be reached
+    ├── ExecutionTimeoutError         a run exceeded its timeout (the kernel was interrupted)
+    └── TemplateBuildError            a template could not be built
+
+The server picks the `code`; the client picks the class from it (`error_for`), never from the
+HTTP status alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NullspaceError(Exception):
+    """Root of every error nullspace raises."""
+
+
+class APIError(NullspaceError):
+    """The server refused a request; `code` is stable, `message` is for people."""
+
+    status_code: int = 500
+    default_code: str = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        if status_code is not None:
+            self.status_code = status_code
+
+    def to_body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class AuthenticationError(APIError):
+    status_code = 401
+    default_code = "unauthorized"
+
+
+class InvalidArgumentError(APIError):
+    status_code = 400
+    default_code = "invalid_argument"
+
+
+class NotFoundError(APIError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class SandboxNotFoundError(NotFoundError):
+    default_code = "sandbox_not_found"
+
+
+class ContextNotFoundError(NotFoundError):
+    default_code = "context_not_found"
+
+
+class TemplateNotFoundError(NotFoundError):
+    default_code = "template_not_found"
+
+
+class ConflictError(APIError):
+    status_code = 409
+    default_code = "conflict"
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+    default_code = "payload_too_large"
+
+
+class CapacityError(APIError):
+    status_code = 503
+    default_code = "capacity"
+
+
+class ServerError(APIError):
+    status_code = 500
+    default_code = "internal"
+
+
+class TransportError(NullspaceError):
+    """The server could not be reached, or the connection broke mid-request."""
+
+
+class ExecutionTimeoutError(NullspaceError):
+    """A run exceeded its timeout. The kernel was interrupted; the context is still usable.
+
+    `execution` holds what the run produced before the deadline.
+    """
+
+    def __init__(self, message: str, execution: Any = None):
+        super().__init__(message)
+        self.execution = execution
+
+
+class TemplateBuildError(NullspaceError):
+    """A template build failed; `log` holds the failing step's output."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+_BY_CODE: dict[str, type[APIError]] = {
+    cls.default_code: cls
+    for cls in (
+        AuthenticationError,
+        InvalidArgumentError,
+        NotFoundError,
+        SandboxNotFoundError,
+        ContextNotFoundError,
+        TemplateNotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        CapacityError,
+        ServerError,
+    )
+}
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidArgumentError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: InvalidArgumentError,
+    503: CapacityError,
+}
+
+
+def error_for(status_code: int, body: Any) -> APIError:
+    """Build the most specific `APIError` for an error response."""
+    code = message = None
+    if isinstance(body, dict):
+        code, message = body.get("code"), body.get("message")
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status_code) or ServerError
+    if not isinstance(message, str):
+        message = f"HTTP {status_code}: {body!r}"[:2000]
+    return cls(message, code=code if isinstance(code, str) else None, status_code=status_code)
