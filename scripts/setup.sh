@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up nullspace on a fresh Debian/Ubuntu machine (as root): system packages, the project's
+# virtual environment (.venv) and the code-interpreter template. Safe to run again: each step
+# is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: run as root (the server creates cgroups, mounts and per-sandbox users)" >&2
+  exit 1
+fi
+
+need=()
+for pkg in bubblewrap mmdebstrap libseccomp2 ca-certificates python3-venv; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.nullspace-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "==> installing nullspace and its test tools into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[all]' \
+    pytest anyio ruff jupyter_client ipykernel matplotlib
+  touch "$stamp"
+fi
+
+echo "==> template code-interpreter"
+.venv/bin/nullspace template build code-interpreter

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install everything the tests need (scripts/setup.sh), then run them.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k quickstart
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/python scripts/unasync.py --check
+.venv/bin/ruff check src tests scripts bench examples
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,112 @@
+"""nullspace: self-hosted sandboxes that run untrusted, AI-generated code.
+
+    from nullspace import Sandbox
+
+    with Sandbox.create() as sbx:
+        print(sbx.run_code("1 + 1").text)
+
+The SDK classes (which need httpx) are imported lazily on first use, so `import nullspace` stays
+stdlib-only for the in-sandbox agent, which shares `_protocol` and `_exceptions` with the SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    CapacityError,
+    ConflictError,
+    ContextNotFoundError,
+    ExecutionTimeoutError,
+    InvalidArgumentError,
+    NotFoundError,
+    NullspaceError,
+    PayloadTooLargeError,
+    SandboxNotFoundError,
+    ServerError,
+    TemplateBuildError,
+    TemplateNotFoundError,
+    TransportError,
+)
+from ._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from .client import (
+        AsyncSandbox,
+        Context,
+        EndOfExecution,
+        Execution,
+        ExecutionError,
+        Logs,
+        OutputMessage,
+        Result,
+        Sandbox,
+        SandboxInfo,
+    )
+
+__all__ = [
+    "APIError",
+    "AsyncSandbox",
+    "AuthenticationError",
+    "CapacityError",
+    "ConflictError",
+    "Context",
+    "ContextNotFoundError",
+    "EndOfExecution",
+    "Execution",
+    "ExecutionError",
+    "ExecutionTimeoutError",
+    "InvalidArgumentError",
+    "Logs",
+    "NotFoundError",
+    "NullspaceError",
+    "OutputMessage",
+    "PayloadTooLargeError",
+    "Result",
+    "Sandbox",
+    "SandboxInfo",
+    "SandboxNotFoundError",
+    "ServerError",
+    "TemplateBuildError",
+    "TemplateNotFoundError",
+    "TransportError",
+]
+
+_CLIENT_NAMES = frozenset(
+    {
+        "AsyncSandbox",
+        "Context",
+        "EndOfExecution",
+        "Execution",
+        "ExecutionError",
+        "Logs",
+        "OutputMessage",
+        "Result",
+        "Sandbox",
+        "SandboxInfo",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        namespace = globals()  # cache: __getattr__ runs once per name at most
+        namespace.update({n: getattr(client, n) for n in _CLIENT_NAMES})
+        return namespace[name]
+    raise AttributeError(f"module 'nullspace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])
+
+
+# Make reprs and tracebacks say `nullspace.SandboxNotFoundError`, as httpx does for its public
+# names (`nullspace.client` does the same for the SDK classes when it is imported).
+for _name in __all__:
+    if _name not in _CLIENT_NAMES:
+        globals()[_name].__module__ = "nullspace"
+del _name

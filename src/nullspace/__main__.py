@@ -1,0 +1,3 @@
+from nullspace.cli import main
+
+main()

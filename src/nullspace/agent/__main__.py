@@ -1,0 +1,109 @@
+"""Entry point: ``python -m nullspace_agent --fd 3`` in a sandbox (``--socket PATH`` on a host).
+
+The trusted server creates the listening unix socket and hands it in as an inherited fd, so the
+sandbox can neither replace nor fill the place where the socket lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .config import (
+    DEFAULT_RUNTIME_DIR,
+    DEFAULT_TEMPLATE_JSON,
+    MAX_RUNTIME_DIR,
+    AgentConfig,
+    ConfigError,
+    load_template,
+)
+from .contexts import Registry
+
+log = logging.getLogger("nullspace.agent")
+
+PR_SET_DUMPABLE = 4
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nullspace_agent", description="nullspace in-sandbox agent")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fd", type=int, help="an inherited, listening unix socket")
+    where.add_argument("--socket", help="bind a unix socket at this path (tests, host use)")
+    parser.add_argument("--template-json", default=DEFAULT_TEMPLATE_JSON)
+    parser.add_argument("--runtime-dir", default=DEFAULT_RUNTIME_DIR, help="kernel IPC files")
+    parser.add_argument("--max-output-bytes", type=int, default=8 * 1024 * 1024)
+    parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument("--kernel-output", choices=["null", "inherit"], default="null")
+    parser.add_argument("--log-level", default="warning")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> AgentConfig:
+    kernels, workdir = load_template(args.template_json)
+    runtime_dir = os.path.abspath(args.runtime_dir)
+    if len(runtime_dir) > MAX_RUNTIME_DIR:
+        raise ConfigError(f"--runtime-dir is too long for IPC socket paths: {runtime_dir}")
+    os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
+    if args.max_output_bytes < 1:
+        raise ConfigError("--max-output-bytes must be positive")
+    if workdir is None or not os.path.isdir(workdir):
+        if workdir is not None:
+            log.warning("template workdir %s does not exist; using %s", workdir, os.getcwd())
+        workdir = os.getcwd()
+    return AgentConfig(
+        kernels=kernels,
+        workdir=workdir,
+        runtime_dir=runtime_dir,
+        max_output_bytes=args.max_output_bytes,
+        startup_timeout=args.startup_timeout,
+        kernel_output=args.kernel_output,
+        boot_language="python" if "python" in kernels else next(iter(kernels)),
+    )
+
+
+def set_not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: no core dumps, no ptrace/proc access by same-uid processes (the
+    kernels run as the same user)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    set_not_dumpable()
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    app = create_app(Registry(config))
+    uv = uvicorn.Config(
+        app,
+        fd=args.fd,
+        uds=args.socket,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=300,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    uvicorn.Server(uv).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

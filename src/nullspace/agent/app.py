@@ -1,0 +1,218 @@
+"""The agent's HTTP app: the code/context endpoints of docs/api.md without ``/v1/sandboxes/{id}``.
+
+Errors are ``{"code", "message"}`` bodies with a 4xx/5xx status. ``/execute`` answers a 200
+NDJSON stream (one ASCII-only JSON object per line, ``end_of_execution`` always last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from . import messages
+from .config import AgentConfig
+from .contexts import AgentError, Context, Registry
+from .runs import Run, RunRequest
+
+log = logging.getLogger("nullspace.agent")
+
+NDJSON = "application/x-ndjson"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
+    return data
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+class NDJSONRunResponse(Response):
+    """Streams a run's events; if the client disconnects, abandons the run (which interrupts the
+    kernel). The run itself lives in its own task, so nothing here can cut it short."""
+
+    def __init__(self, run: Run, keepalive: float) -> None:
+        # No Response.__init__: it would add "content-length: 0" for the empty initial body.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", NDJSON.encode()), (b"cache-control", b"no-store")]
+        self.run = run
+        self.keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = asyncio.create_task(self._stream(send))
+        watcher = asyncio.create_task(self._watch(receive))
+        try:
+            await asyncio.wait({stream, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stream, watcher):
+                task.cancel()
+            for task in (stream, watcher):
+                with contextlib.suppress(BaseException):
+                    await task
+            if not self.run.finished:
+                self.run.abandon()
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _stream(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for event in self.run.events(self.keepalive):
+            await send({"type": "http.response.body", "body": messages.encode(event), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# -- endpoints -----------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    reg = _registry(request)
+    body: dict[str, Any] = {"status": "ok", "ready": reg.ready, "contexts": len(reg.contexts)}
+    if reg.boot_error and not reg.ready:
+        body["error"] = reg.boot_error
+    return JSONResponse(body)
+
+
+async def create_context(request: Request) -> Response:
+    body = await _body(request)
+    ctx = await _registry(request).create(body.get("language"), body.get("cwd"))
+    return JSONResponse(ctx.info(), status_code=201)
+
+
+async def list_contexts(request: Request) -> Response:
+    return JSONResponse(_registry(request).list())
+
+
+async def restart_context(request: Request) -> Response:
+    ctx = await _registry(request).restart(request.path_params["context_id"])
+    return JSONResponse(ctx.info())
+
+
+async def delete_context(request: Request) -> Response:
+    await _registry(request).delete(request.path_params["context_id"])
+    return Response(status_code=204)
+
+
+def _run_request(body: dict[str, Any]) -> RunRequest:
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise AgentError(400, "invalid_argument", "code must be a string")
+    timeout = body.get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise AgentError(400, "invalid_argument", "timeout must be a number of seconds")
+        if not math.isfinite(timeout) or timeout < 0:
+            raise AgentError(400, "invalid_argument", "timeout must be >= 0")
+    envs = body.get("envs")
+    if envs is None:
+        envs = body.get("env_vars")  # the E2B SDK's name for it
+    if envs is not None:
+        if not isinstance(envs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
+        ):
+            raise AgentError(400, "invalid_argument", "envs must map strings to strings")
+        for key, value in envs.items():
+            if not key or "=" in key or "\0" in key or "\0" in value:
+                raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
+    return RunRequest(code=code, envs=envs or None, timeout=timeout or None)
+
+
+async def execute(request: Request) -> Response:
+    reg = _registry(request)
+    body = await _body(request)
+    run_request = _run_request(body)
+    language, context_id = body.get("language"), body.get("context_id")
+    if language is not None and context_id is not None:
+        raise AgentError(400, "invalid_argument", "only one of context_id or language can be provided")
+    ctx: Context
+    if context_id is not None:
+        if not isinstance(context_id, str):
+            raise AgentError(400, "invalid_argument", "context_id must be a string")
+        ctx = await reg.started(reg.get(context_id))
+    else:
+        ctx = await reg.default_context(language)
+    if run_request.envs and ctx.env_snippets is None:
+        raise AgentError(400, "invalid_argument", f"envs are not supported for {ctx.language} contexts yet")
+    return NDJSONRunResponse(ctx.submit(run_request), reg.config.keepalive_interval)
+
+
+# -- error handlers ------------------------------------------------------------------------------
+
+
+async def _agent_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AgentError)
+    return _error(exc.status, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 413: "payload_too_large"}.get(exc.status_code, "invalid_argument")
+    if exc.status_code >= 500:
+        code = "internal"
+    return _error(exc.status_code, code, str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal", "internal agent error")
+
+
+def create_app(registry: Registry | None = None, config: AgentConfig | None = None) -> Starlette:
+    """The agent app. The lifespan boots the default context and shuts every kernel down."""
+    reg = registry or Registry(config or AgentConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reg.boot()
+        try:
+            yield
+        finally:
+            await reg.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/contexts", create_context, methods=["POST"]),
+            Route("/contexts", list_contexts, methods=["GET"]),
+            Route("/contexts/{context_id}/restart", restart_context, methods=["POST"]),
+            Route("/contexts/{context_id}", delete_context, methods=["DELETE"]),
+            Route("/execute", execute, methods=["POST"]),
+        ],
+        exception_handlers={
+            AgentError: _agent_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.registry = reg
+    return app

@@ -1,0 +1,72 @@
+"""`nullspace sandbox create|ls|run|kill`: the public SDK from a shell."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import NullspaceError, Sandbox
+
+app = typer.Typer(help="Create, list, run code in and kill sandboxes.", no_args_is_help=True)
+console = Console()
+
+
+def _fail(exc: NullspaceError) -> None:
+    console.print(f"[red]{type(exc).__name__}:[/] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def create(
+    template: str = "code-interpreter",
+    timeout: Annotated[int, typer.Option(help="Lifetime in seconds")] = 300,
+) -> None:
+    """Create a sandbox and print its id."""
+    try:
+        sandbox = Sandbox.create(template=template, timeout=timeout)
+    except NullspaceError as exc:
+        _fail(exc)
+    print(sandbox.sandbox_id)
+
+
+@app.command("ls")
+def list_() -> None:
+    table = Table("id", "template", "state", "ends", "metadata")
+    try:
+        for info in Sandbox.list():
+            table.add_row(info.sandbox_id, info.template, info.state, str(info.end_at), str(info.metadata))
+    except NullspaceError as exc:
+        _fail(exc)
+    console.print(table)
+
+
+@app.command()
+def run(sandbox_id: str, code: Annotated[str, typer.Argument(help="Code, or - for stdin")], language: str = "python") -> None:
+    """Run code in a sandbox; stream its output."""
+    source = sys.stdin.read() if code == "-" else code
+    try:
+        sandbox = Sandbox.connect(sandbox_id)
+        execution = sandbox.run_code(
+            source, language=language,
+            on_stdout=lambda m: sys.stdout.write(m.line), on_stderr=lambda m: sys.stderr.write(m.line),
+        )
+    except NullspaceError as exc:
+        _fail(exc)
+    if execution.text is not None:
+        print(execution.text)
+    if execution.error:
+        console.print(f"[red]{execution.error.name}:[/] {execution.error.value}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def kill(sandbox_id: str) -> None:
+    try:
+        Sandbox.connect(sandbox_id).kill()
+    except NullspaceError as exc:
+        _fail(exc)
+    console.print(f"killed {sandbox_id}")

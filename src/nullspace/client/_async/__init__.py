@@ -1,0 +1,5 @@
+"""Exports `AsyncSandbox`."""
+
+from .sandbox import AsyncSandbox
+
+__all__ = ["AsyncSandbox"]

@@ -1,0 +1,124 @@
+"""AsyncAPIClient: the SDK's only user of httpx (requests, NDJSON streams, local server start)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..._exceptions import TransportError
+from .._config import HEALTH_TIMEOUT, ConnectionConfig
+from .._errors import json_body, map_errors, raise_for_status
+from .._execution import NDJSONDecoder
+from .._local import Sleep, asleep, start_flow
+
+
+class AsyncAPIClient:
+    """Thin wrapper over an `httpx.AsyncClient` that speaks the nullspace HTTP API.
+
+    Args:
+        config: Where to connect.
+        http_client: A ready client to use instead of building one (not closed by `aclose`).
+        transport: An httpx transport for the client built here (e.g. `httpx.MockTransport`).
+    """
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self._owns_client = http_client is None
+        # Only an SDK-built socket client may start the embedded server.
+        self._may_start_server = config.is_local and http_client is None and transport is None
+        if http_client is None:
+            if transport is None and config.socket_path is not None:
+                transport = httpx.AsyncHTTPTransport(uds=config.socket_path)
+            http_client = httpx.AsyncClient(
+                base_url=config.base_url,
+                headers=config.headers,
+                timeout=config.request_timeout,
+                transport=transport,
+            )
+        self._client = http_client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if this object created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.config.request_timeout if timeout is None else timeout
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return its JSON body (None for 204).
+
+        Raises:
+            APIError: the server answered non-2xx (the class is chosen from the body's `code`).
+            TransportError: the server could not be reached or the connection broke.
+        """
+        with map_errors(f"{method} {path}"):
+            response = await self._client.request(
+                method, path, json=json, params=params, timeout=self._timeout(timeout)
+            )
+        raise_for_status(response)
+        return json_body(response)
+
+    async def stream_events(
+        self, path: str, body: dict[str, Any], timeout: httpx.Timeout
+    ) -> AsyncIterator[dict[str, Any]]:
+        """POST `body` and yield the NDJSON events of the answer as they arrive."""
+        decoder = NDJSONDecoder()
+        with map_errors(f"POST {path}"):
+            async with self._client.stream("POST", path, json=body, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise_for_status(response)
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
+                        yield event
+                for event in decoder.flush():
+                    yield event
+
+    async def healthy(self) -> bool:
+        """True when `GET /v1/health` answers 200."""
+        socket_path = self.config.socket_path
+        if socket_path is not None and not os.path.exists(socket_path):
+            return False  # (also spares httpcore a connect that leaks its socket on failure)
+        try:
+            with map_errors("health check"):
+                response = await self._client.get("/v1/health", timeout=HEALTH_TIMEOUT)
+        except TransportError:
+            return False
+        return response.status_code == 200
+
+    async def ensure_server(self) -> None:
+        """Start the embedded local server if nothing answers on its socket (no-op otherwise)."""
+        if not self._may_start_server:
+            return
+        flow = start_flow(self.config)
+        reply: bool | None = None
+        try:
+            while True:
+                try:
+                    action = flow.send(reply)
+                except StopIteration:
+                    return
+                if isinstance(action, Sleep):
+                    await asleep(action.seconds)
+                    reply = None
+                else:
+                    reply = await self.healthy()
+        finally:
+            flow.close()

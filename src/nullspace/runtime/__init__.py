@@ -1,0 +1,1 @@
+"""Host side of a sandbox: cgroups, seccomp, overlay rootfs, bwrap launch and teardown."""

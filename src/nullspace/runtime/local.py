@@ -1,0 +1,237 @@
+"""The host side of sandboxes on this machine: cgroup + overlay + bwrap, started and torn down.
+
+`LocalRuntime` is the mechanism; what a sandbox may do comes in as a `SandboxPolicy` built by
+`LocalRuntime.start` from a `SandboxRequest`. The sandbox is hostile: we never act on a pid or
+path it reports. Killing goes through its cgroup; the agent socket is created here, on the host,
+in a root-only directory, and only its listening fd is handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import mounts
+from .bwrap import build_argv
+from .cgroups import Cgroup, CgroupDriver, Limits
+from .policy import SandboxPolicy
+from .reaper import Reaper
+
+log = logging.getLogger(__name__)
+
+AGENT_PYTHON = "/opt/venv/bin/python"
+LOG_TAIL_BYTES = 64 << 10
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox could not be started; the message carries the agent's last output."""
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    sandbox_id: str
+    rootfs: Path
+    host_uid: int
+    limits: Limits
+    disk_bytes: int
+    env: dict[str, str]
+    workdir: str = "/home/user"
+
+
+@dataclass
+class RunningSandbox:
+    """A started sandbox as the host sees it."""
+
+    sandbox_id: str
+    base: Path
+    agent_socket: Path
+    cgroup: Cgroup
+    process: subprocess.Popen[bytes]
+    exited: asyncio.Future[int]
+    output: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=256))
+
+    def output_tail(self) -> str:
+        return b"".join(self.output)[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        data_dir: Path,
+        cgroups: CgroupDriver,
+        reaper: Reaper,
+        seccomp_program: bytes,
+        agent_package: Path,
+    ) -> None:
+        self.data_dir = data_dir
+        self.sandboxes_dir = data_dir / "sandboxes"
+        self.cgroups = cgroups
+        self.reaper = reaper
+        self.seccomp_program = seccomp_program
+        self.agent_source = _install_agent(agent_package, data_dir / "agent")
+        for path in (data_dir, self.sandboxes_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o711)
+
+    async def start(self, request: SandboxRequest) -> RunningSandbox:
+        sid = request.sandbox_id
+        base = self.sandboxes_dir / sid
+        cgroup = self.cgroups.create(sid, request.limits)
+        try:
+            sfs = mounts.prepare(
+                base, request.rootfs,
+                uid=request.host_uid, gid=request.host_uid,
+                disk_bytes=request.disk_bytes, home=request.workdir,
+            )
+            return await self._launch(request, base, sfs.root, cgroup)
+        except BaseException:
+            await asyncio.to_thread(_destroy, cgroup, base)
+            raise
+
+    async def _launch(
+        self, request: SandboxRequest, base: Path, root: Path, cgroup: Cgroup
+    ) -> RunningSandbox:
+        agent_socket = base / "agent.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        seccomp_fd = os.memfd_create("nullspace-seccomp", 0)
+        read_out, write_out = os.pipe()
+        try:
+            listener.bind(str(agent_socket))
+            os.chmod(agent_socket, 0o600)
+            listener.listen(128)
+            os.write(seccomp_fd, self.seccomp_program)
+            os.lseek(seccomp_fd, 0, os.SEEK_SET)
+            policy = SandboxPolicy(
+                sandbox_id=request.sandbox_id,
+                rootfs=root,
+                host_uid=request.host_uid,
+                host_gid=request.host_uid,
+                limits=request.limits,
+                agent_source=self.agent_source,
+                command=(AGENT_PYTHON, "-m", "nullspace_agent", "--fd", str(listener.fileno())),
+                env=request.env,
+                workdir=request.workdir,
+                seccomp_fd=seccomp_fd,
+            )
+            process, exited = self.reaper.spawn(
+                build_argv(policy),
+                pass_fds=(listener.fileno(), seccomp_fd),
+                stdin=subprocess.DEVNULL,
+                stdout=write_out,
+                stderr=write_out,
+                cwd="/",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                preexec_fn=_enter_sandbox_credentials(cgroup.procs_files(), request.host_uid),
+            )
+        finally:
+            listener.close()
+            os.close(seccomp_fd)
+            os.close(write_out)
+        sandbox = RunningSandbox(request.sandbox_id, base, agent_socket, cgroup, process, exited)
+        asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
+        return sandbox
+
+    async def stop(self, sandbox: RunningSandbox) -> None:
+        """Kill every process of the sandbox and remove its cgroup, mounts and files."""
+        await asyncio.to_thread(sandbox.cgroup.kill_all)
+        try:
+            await asyncio.wait_for(asyncio.shield(sandbox.exited), timeout=5)
+        except TimeoutError:
+            log.warning("sandbox %s: bwrap did not exit after kill", sandbox.sandbox_id)
+        await asyncio.to_thread(_destroy, sandbox.cgroup, sandbox.base)
+
+    def cleanup_leftovers(self, keep: set[str] = frozenset()) -> list[str]:
+        """Remove cgroups, mounts and directories of sandboxes we no longer run."""
+        removed = []
+        for name in self.cgroups.list_names():
+            if name not in keep:
+                cgroup = self.cgroups.open(name)
+                if cgroup is not None:
+                    cgroup.kill_all()
+                    cgroup.destroy()
+                removed.append(name)
+        if self.sandboxes_dir.exists():
+            for entry in self.sandboxes_dir.iterdir():
+                if entry.name not in keep:
+                    mounts.teardown(entry)
+                    if entry.name not in removed:
+                        removed.append(entry.name)
+        return removed
+
+
+def _destroy(cgroup: Cgroup, base: Path) -> None:
+    try:
+        cgroup.kill_all()
+        cgroup.destroy()
+    finally:
+        mounts.teardown(base)
+
+
+def _enter_sandbox_credentials(procs_files: list[str], uid: int):  # type: ignore[no-untyped-def]
+    """preexec_fn: join the sandbox cgroup, then drop to its unprivileged host uid.
+
+    Runs between fork and exec, so it only makes raw syscalls: the cgroup is joined before
+    bwrap (and everything it starts) exists, so nothing escapes the limits or the kill.
+    """
+    payload = b"0"
+
+    def enter() -> None:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, payload)
+            finally:
+                os.close(fd)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+    return enter
+
+
+async def _drain(fd: int, sink: collections.deque[bytes]) -> None:
+    """Keep the last bytes the sandbox wrote to its stdout/stderr, bounded."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 16)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), pipe
+    )
+    try:
+        while chunk := await reader.read(1 << 14):
+            sink.append(chunk)
+    finally:
+        transport.close()
+
+
+def _install_agent(package: Path, target_root: Path) -> Path:
+    """Copy the agent package to a root-owned, world-readable place bwrap can bind from.
+
+    The source may live under /root (mode 0700), which the sandbox's host uid cannot read.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*.py"))
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    target = target_root / digest.hexdigest()[:16] / "nullspace_agent"
+    if not target.exists():
+        staging = target.parent.with_name(target.parent.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        for path in files:
+            dest = staging / "nullspace_agent" / path.relative_to(package)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        for path in [staging, *staging.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        staging.rename(target.parent)
+    for path in (target_root, target.parent):
+        os.chmod(path, 0o755)
+    return target

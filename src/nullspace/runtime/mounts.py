@@ -1,0 +1,112 @@
+"""The per-sandbox root filesystem: a size-limited tmpfs holding an overlay's upper layer.
+
+Layout under ``<data dir>/sandboxes/<id>/`` (all root-owned; see `prepare`):
+
+    fs/        tmpfs, size=disk limit, nr_inodes bounded   (the only writable storage)
+    fs/upper   overlay upper dir
+    fs/work    overlay work dir
+    root/      overlay(lower=template rootfs, upper, work) → bound as / by bwrap
+
+Mounts go through mount(2)/umount2(2) directly (0.1 ms) rather than the mount(8) binary,
+which would also be a child process the reaper must not steal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MNT_DETACH = 0x2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def mount(source: str, target: Path, fstype: str, flags: int, options: str) -> None:
+    if _libc.mount(source.encode(), os.fsencode(target), fstype.encode(), flags, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype} on {target} ({options}): {os.strerror(err)}")
+
+
+def umount(target: Path) -> None:
+    """Lazily detach a mount; a path that is not mounted is fine."""
+    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points at or below `path`, deepest first (from /proc/self/mountinfo)."""
+    prefix = str(path).rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+@dataclass(frozen=True)
+class SandboxFilesystem:
+    base: Path
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def storage(self) -> Path:
+        return self.base / "fs"
+
+
+def prepare(
+    base: Path,
+    lower: Path,
+    *,
+    uid: int,
+    gid: int,
+    disk_bytes: int,
+    home: str,
+    max_inodes: int = 65536,
+) -> SandboxFilesystem:
+    """Mount tmpfs + overlay for one sandbox; `home` is made writable for the sandbox user."""
+    sfs = SandboxFilesystem(base)
+    base.mkdir(mode=0o710, parents=True, exist_ok=False)
+    os.chown(base, 0, gid)  # the sandbox uid may traverse to root/, nobody else
+    sfs.storage.mkdir(mode=0o700)
+    sfs.root.mkdir(mode=0o755)
+    try:
+        mount(
+            "nullspace", sfs.storage, "tmpfs", MS_NOSUID | MS_NODEV,
+            f"size={disk_bytes},nr_inodes={max_inodes},mode=0700",
+        )
+        upper, work = sfs.storage / "upper", sfs.storage / "work"
+        upper.mkdir(mode=0o755)
+        work.mkdir(mode=0o700)
+        home_dir = upper / home.lstrip("/")
+        home_dir.mkdir(mode=0o750, parents=True)
+        os.chown(home_dir, uid, gid)
+        mount(
+            "overlay", sfs.root, "overlay", MS_NOSUID | MS_NODEV,
+            f"lowerdir={lower},upperdir={upper},workdir={work}",
+        )
+    except BaseException:
+        teardown(base)
+        raise
+    return sfs
+
+
+def teardown(base: Path) -> None:
+    """Unmount everything under `base` and delete it; safe to call twice."""
+    for point in mounts_under(base):
+        umount(point)
+    shutil.rmtree(base, ignore_errors=True)

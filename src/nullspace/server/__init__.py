@@ -1,0 +1,1 @@
+"""The nullspace server: one ASGI app (control plane + proxy to each sandbox's agent)."""

@@ -1,0 +1,59 @@
+"""create_app(settings) → the ASGI app; all state lives in the lifespan, none at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from .._version import __version__
+from ..runtime import seccomp
+from ..runtime.cgroups import open_driver
+from ..runtime.local import LocalRuntime
+from ..runtime.reaper import Reaper
+from . import errors
+from .lifecycle import SandboxManager
+from .routes import code, sandboxes
+from .settings import Settings
+from .store import Store
+from .template_resolver import TemplateResolver
+
+log = logging.getLogger(__name__)
+AGENT_PACKAGE = Path(__file__).resolve().parent.parent / "agent"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = Reaper()
+        reaper.start()
+        runtime = LocalRuntime(settings.data_dir, open_driver(settings.cgroup_root), reaper, seccomp.build_filter(), AGENT_PACKAGE)
+        store = await Store.open(settings.db_path)
+        manager = SandboxManager(settings, store, runtime, TemplateResolver(settings.data_dir, reaper))
+        await manager.startup()
+        app.state.manager = manager
+        app.state.store = store
+        try:
+            yield
+        finally:
+            await manager.shutdown()
+            await store.close()
+
+    app = FastAPI(
+        title="nullspace",
+        version=__version__,
+        description="Self-hosted sandboxes for untrusted code. Errors are JSON `{code, message}`.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(sandboxes.router)
+    app.include_router(code.router)
+
+    @app.get("/v1/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,259 @@
+"""SandboxManager: create, find, time out and kill sandboxes; proxy runs to their agents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError
+from ..runtime.cgroups import Limits
+from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
+from .agent_client import AgentClient, AgentError
+from .models import CreateSandbox
+from .settings import MiB, Settings
+from .store import RUNNING, SandboxRecord, Store
+from .template_resolver import TemplateResolver
+
+log = logging.getLogger(__name__)
+
+UID_COUNT = 65_536
+
+
+@dataclass
+class LiveSandbox:
+    record: SandboxRecord
+    running: RunningSandbox
+    agent: AgentClient
+    timer: asyncio.TimerHandle | None = None
+    stopping: bool = False
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class SandboxManager:
+    def __init__(self, settings: Settings, store: Store, runtime: LocalRuntime, templates: TemplateResolver) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.templates = templates
+        self.live: dict[str, LiveSandbox] = {}
+        self._starting_uids: set[int] = set()
+
+    # -- lifecycle of the manager ---------------------------------------------------------
+    async def startup(self) -> None:
+        """Sandboxes of an earlier server are gone (bwrap dies with its parent): mark and clean."""
+        dead = await self.store.mark_all_running_dead("the server restarted")
+        removed = await asyncio.to_thread(self.runtime.cleanup_leftovers)
+        if dead or removed:
+            log.info("recovery: %d sandboxes marked dead, %d leftovers removed", len(dead), len(removed))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(
+            *(self.kill(sid, "dead", "the server stopped") for sid in list(self.live)),
+            return_exceptions=True,
+        )
+
+    # -- create / find / kill -------------------------------------------------------------
+    async def create(self, req: CreateSandbox) -> SandboxRecord:
+        s, d = self.settings, self.settings.defaults
+        timeout = req.timeout or d.timeout
+        if timeout > s.max_timeout:
+            raise InvalidArgumentError(f"timeout {timeout} s is over the maximum of {s.max_timeout} s")
+        memory_mb = req.memory_mb or d.memory_mb
+        if memory_mb > s.max_memory_mb:
+            raise InvalidArgumentError(f"memory_mb {memory_mb} is over the maximum of {s.max_memory_mb}")
+        cpu = req.cpu or d.cpu
+        if cpu > s.max_cpu:
+            raise InvalidArgumentError(f"cpu {cpu} is over the {s.max_cpu:g} cores of this host")
+        if len(self.live) + len(self._starting_uids) >= s.max_sandboxes:
+            raise CapacityError(f"this server runs at most {s.max_sandboxes} sandboxes")
+        image = await self.templates.resolve(req.template)
+        sid = "sb_" + secrets.token_hex(8)
+        uid = self._allocate_uid()
+        now = time.time()
+        record = SandboxRecord(
+            id=sid, template=req.template, digest=image.digest, state=RUNNING,
+            created_at=now, end_at=now + timeout, metadata=req.metadata or {},
+            env_keys=sorted(req.envs or {}), cpu=cpu, memory_mb=memory_mb,
+            disk_mb=req.disk_mb or d.disk_mb, host_uid=uid,
+        )
+        request = SandboxRequest(
+            sandbox_id=sid, rootfs=image.rootfs, host_uid=uid,
+            limits=Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids),
+            disk_bytes=record.disk_mb * MiB, env=dict(req.envs or {}),
+            workdir=image.spec.workdir,
+        )
+        try:
+            running = await self.runtime.start(request)
+            agent = AgentClient(running.agent_socket)
+            try:
+                await agent.wait_ready(s.agent_ready_timeout, running.exited)
+            except BaseException as exc:
+                tail = running.output_tail()[-2000:]
+                await agent.aclose()
+                await self.runtime.stop(running)
+                if isinstance(exc, AgentError):
+                    raise AgentError(f"{exc}; agent output: {tail}") from None
+                raise
+        finally:
+            self._starting_uids.discard(uid)
+        await self.store.insert_sandbox(record)
+        live = LiveSandbox(record, running, agent)
+        self.live[sid] = live
+        self._schedule_end(live, record.end_at)
+        live.watcher = asyncio.create_task(self._watch(live))
+        return record
+
+    def _allocate_uid(self) -> int:
+        used = {lv.record.host_uid for lv in self.live.values()} | self._starting_uids
+        base = self.settings.uid_base
+        for uid in range(base, base + UID_COUNT):
+            if uid not in used:
+                self._starting_uids.add(uid)
+                return uid
+        raise CapacityError("no free sandbox uid")
+
+    async def get(self, sandbox_id: str) -> SandboxRecord:
+        record = await self.store.get_sandbox(sandbox_id)
+        if record is None:
+            raise SandboxNotFoundError(f"sandbox {sandbox_id} does not exist")
+        return record
+
+    async def require_live(self, sandbox_id: str) -> LiveSandbox:
+        live = self.live.get(sandbox_id)
+        if live is not None and not live.stopping:
+            return live
+        record = await self.store.get_sandbox(sandbox_id)
+        if record is None:
+            raise SandboxNotFoundError(f"sandbox {sandbox_id} does not exist")
+        raise SandboxNotFoundError(f"sandbox {sandbox_id} is not running: {record.end_reason or record.state}")
+
+    async def list(self, metadata: dict[str, str], state: str | None) -> list[SandboxRecord]:
+        records = await self.store.list_sandboxes(state)
+        return [r for r in records if all(r.metadata.get(k) == v for k, v in metadata.items())]
+
+    async def kill(self, sandbox_id: str, state: str = "killed", reason: str | None = None) -> None:
+        live = self.live.get(sandbox_id)
+        if live is None or live.stopping:
+            await self.require_live(sandbox_id)  # raises the right 404
+            return
+        live.stopping = True
+        if live.timer:
+            live.timer.cancel()
+        await self.store.mark_ended(sandbox_id, state, reason or f"sandbox {sandbox_id} was killed")
+        try:
+            await live.agent.aclose()
+            await self.runtime.stop(live.running)
+        finally:
+            self.live.pop(sandbox_id, None)
+            if live.watcher and live.watcher is not asyncio.current_task():
+                live.watcher.cancel()
+
+    async def set_timeout(self, sandbox_id: str, timeout: int) -> SandboxRecord:
+        if timeout > self.settings.max_timeout:
+            raise InvalidArgumentError(f"timeout {timeout} s is over the maximum of {self.settings.max_timeout} s")
+        live = await self.require_live(sandbox_id)
+        end_at = time.time() + timeout
+        await self.store.set_end_at(sandbox_id, end_at)
+        live.record.end_at = end_at
+        self._schedule_end(live, end_at)
+        return live.record
+
+    def _schedule_end(self, live: LiveSandbox, end_at: float) -> None:
+        if live.timer:
+            live.timer.cancel()
+        loop = asyncio.get_running_loop()
+        seconds = max(0.0, end_at - time.time())
+        reason = f"sandbox {live.record.id} timed out (its lifetime ended at {time.strftime('%H:%M:%S', time.gmtime(end_at))} UTC)"
+        live.timer = loop.call_later(
+            seconds, lambda: asyncio.ensure_future(self._end_quietly(live.record.id, "timed_out", reason))
+        )
+
+    async def _end_quietly(self, sandbox_id: str, state: str, reason: str) -> None:
+        try:
+            await self.kill(sandbox_id, state, reason)
+        except SandboxNotFoundError:
+            pass
+        except Exception:
+            log.exception("failed to end sandbox %s", sandbox_id)
+
+    async def _watch(self, live: LiveSandbox) -> None:
+        """A sandbox whose agent exits by itself is dead: record why and clean up."""
+        code = await asyncio.shield(live.running.exited)
+        if not live.stopping:
+            await self._end_quietly(live.record.id, "dead", f"the sandbox's agent exited unexpectedly (code {code})")
+
+    # -- code -----------------------------------------------------------------------------
+    async def execute(self, sandbox_id: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Events of one run, with the trusted side's knowledge of limits added."""
+        live = await self.require_live(sandbox_id)
+        cgroup = live.running.cgroup
+        before = await asyncio.to_thread(cgroup.stats)
+        ended = False
+        try:
+            async for event in live.agent.execute(body):
+                kind = event.get("type")
+                if kind == "end_of_execution":
+                    ended = True
+                    for limit in await self._limits_hit(live, before):
+                        yield limit
+                elif kind == "error" and event.get("name") == "KernelDied":
+                    event = await self._explain_death(live, before, event)
+                yield event
+                if ended:
+                    return
+        except AgentError as exc:
+            if not ended:
+                yield await self._lost(live, sandbox_id, exc)
+                yield {"type": "end_of_execution", "status": "error"}
+            return
+        if not ended:
+            yield await self._lost(live, sandbox_id, AgentError("the run ended without an end event"))
+            yield {"type": "end_of_execution", "status": "error"}
+
+    async def _explain_death(self, live: LiveSandbox, before: Any, event: dict[str, Any]) -> dict[str, Any]:
+        after = await asyncio.to_thread(live.running.cgroup.stats)
+        if after.oom_kills > before.oom_kills:
+            return {
+                **event,
+                "name": "OutOfMemory",
+                "value": (
+                    f"the kernel was killed by the out-of-memory killer: the sandbox reached its "
+                    f"memory limit of {live.record.memory_mb} MiB. Its state was lost; the context "
+                    "has been restarted."
+                ),
+                "limit": {"resource": "memory", "limit_bytes": after.memory_limit},
+            }
+        return event
+
+    async def _limits_hit(self, live: LiveSandbox, before: Any) -> list[dict[str, Any]]:
+        after = await asyncio.to_thread(live.running.cgroup.stats)
+        hits = []
+        if after.pids_max_hits > before.pids_max_hits:
+            hits.append({
+                "type": "limit", "resource": "pids", "limit": after.pids_limit,
+                "message": f"process limit reached: the sandbox may run at most {after.pids_limit} "
+                           f"processes and threads; {after.pids_max_hits - before.pids_max_hits} forks were refused",
+            })
+        if after.oom_kills > before.oom_kills:
+            hits.append({
+                "type": "limit", "resource": "memory", "limit": after.memory_limit,
+                "message": f"memory limit of {live.record.memory_mb} MiB reached: "
+                           f"{after.oom_kills - before.oom_kills} process(es) were killed",
+            })
+        return hits
+
+    async def _lost(self, live: LiveSandbox, sandbox_id: str, exc: Exception) -> dict[str, Any]:
+        await asyncio.sleep(0.05)  # let a concurrent kill record why
+        record = await self.store.get_sandbox(sandbox_id)
+        if record and record.state != RUNNING:
+            return {"type": "error", "name": "SandboxEnded", "value": record.end_reason or record.state, "traceback": ""}
+        return {"type": "error", "name": "AgentError", "value": str(exc), "traceback": ""}
+
+    async def agent_request(self, sandbox_id: str, method: str, path: str, body: Any = None) -> Any:
+        live = await self.require_live(sandbox_id)
+        return await live.agent.request(method, path, json_body=body)

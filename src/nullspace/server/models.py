@@ -1,0 +1,113 @@
+"""Request and response bodies of the HTTP API (pydantic; they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .store import SandboxRecord
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_ENVS = 256
+MAX_ENV_VALUE = 32 << 10
+MAX_METADATA = 64
+MAX_META_VALUE = 1024
+
+
+def _check_envs(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_ENVS:
+        raise ValueError(f"at most {MAX_ENVS} environment variables")
+    for key, val in value.items():
+        if not ENV_NAME.match(key):
+            raise ValueError(f"invalid environment variable name {key!r}")
+        if "\0" in val or len(val) > MAX_ENV_VALUE:
+            raise ValueError(f"environment variable {key!r}: value has NUL or is over 32 KiB")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSandbox(Strict):
+    template: str = Field("code-interpreter", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    timeout: int | None = Field(None, ge=1, description="seconds until the sandbox is killed")
+    envs: dict[str, str] | None = None
+    metadata: dict[str, str] | None = None
+    cpu: float | None = Field(None, gt=0, description="CPU cores (quota)")
+    memory_mb: int | None = Field(None, ge=64)
+    disk_mb: int | None = Field(None, ge=16)
+
+    _envs = field_validator("envs")(_check_envs)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if len(value) > MAX_METADATA:
+                raise ValueError(f"at most {MAX_METADATA} metadata entries")
+            for key, val in value.items():
+                if not key or len(key) > 128 or len(val) > MAX_META_VALUE:
+                    raise ValueError(f"metadata {key!r}: key must be 1-128 chars, value ≤ 1024")
+        return value
+
+
+class SetTimeout(Strict):
+    timeout: int = Field(..., ge=1)
+
+
+class SandboxInfo(BaseModel):
+    sandbox_id: str
+    template: str
+    state: str
+    created_at: datetime
+    end_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    metadata: dict[str, str]
+    env_keys: list[str]
+    cpu: float
+    memory_mb: int
+    disk_mb: int
+
+    @classmethod
+    def of(cls, rec: SandboxRecord) -> SandboxInfo:
+        def ts(value: float | None) -> datetime | None:
+            return None if value is None else datetime.fromtimestamp(value, UTC)
+
+        return cls(
+            sandbox_id=rec.id, template=rec.template, state=rec.state,
+            created_at=ts(rec.created_at), end_at=ts(rec.end_at), ended_at=ts(rec.ended_at),
+            end_reason=rec.end_reason, metadata=rec.metadata, env_keys=rec.env_keys,
+            cpu=rec.cpu, memory_mb=rec.memory_mb, disk_mb=rec.disk_mb,
+        )
+
+
+class Execute(Strict):
+    code: str = Field(..., max_length=8 << 20)
+    language: str | None = Field(None, max_length=64)
+    context_id: str | None = Field(None, max_length=128)
+    envs: dict[str, str] | None = None
+    timeout: float | None = Field(None, gt=0)
+
+    _envs = field_validator("envs")(_check_envs)
+
+
+class CreateContext(Strict):
+    language: str | None = Field(None, max_length=64)
+    cwd: str | None = Field(None, max_length=4096)
+
+
+class ContextInfo(BaseModel):
+    id: str
+    language: str
+    cwd: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str

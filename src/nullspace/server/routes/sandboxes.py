@@ -1,0 +1,47 @@
+"""/v1/sandboxes: create, get, list, kill, set timeout."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from ..._exceptions import InvalidArgumentError
+from ..deps import Manager
+from ..models import CreateSandbox, ErrorBody, SandboxInfo, SetTimeout
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 500, 503)}
+router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERRORS)
+
+
+@router.post("", status_code=201, response_model=SandboxInfo)
+async def create_sandbox(body: CreateSandbox, manager: Manager) -> SandboxInfo:
+    return SandboxInfo.of(await manager.create(body))
+
+
+@router.get("", response_model=list[SandboxInfo])
+async def list_sandboxes(
+    request: Request, manager: Manager, state: str | None = None
+) -> list[SandboxInfo]:
+    """Filter with `?metadata.KEY=VALUE` (repeatable; all must match) and `?state=running`."""
+    metadata = {}
+    for key, value in request.query_params.multi_items():
+        if key.startswith("metadata."):
+            metadata[key.removeprefix("metadata.")] = value
+        elif key != "state":
+            raise InvalidArgumentError(f"unknown query parameter {key!r}; use metadata.KEY=VALUE or state")
+    return [SandboxInfo.of(r) for r in await manager.list(metadata, state)]
+
+
+@router.get("/{sandbox_id}", response_model=SandboxInfo)
+async def get_sandbox(sandbox_id: str, manager: Manager) -> SandboxInfo:
+    return SandboxInfo.of(await manager.get(sandbox_id))
+
+
+@router.delete("/{sandbox_id}", status_code=204)
+async def kill_sandbox(sandbox_id: str, manager: Manager) -> Response:
+    await manager.kill(sandbox_id, "killed", f"sandbox {sandbox_id} was killed")
+    return Response(status_code=204)
+
+
+@router.post("/{sandbox_id}/timeout", response_model=SandboxInfo)
+async def set_timeout(sandbox_id: str, body: SetTimeout, manager: Manager) -> SandboxInfo:
+    return SandboxInfo.of(await manager.set_timeout(sandbox_id, body.timeout))

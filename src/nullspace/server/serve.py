@@ -1,0 +1,57 @@
+"""Run the server: a unix socket (file permissions are the auth) and optionally TCP (API keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import uvicorn
+
+from .app import create_app
+from .middleware import ApiKeyAuth, BodyLimit
+from .settings import Settings
+
+
+def _unix_listener(path: os.PathLike[str] | str) -> socket.socket:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)
+    sock.listen(1024)
+    return sock
+
+
+async def serve(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o711)
+    app = create_app(settings)
+    local_app = BodyLimit(app, settings.max_body_bytes)
+    listener = _unix_listener(settings.unix_socket)
+    pid_file = settings.data_dir / "server.pid"
+    pid_file.write_text(str(os.getpid()))
+    servers = [(uvicorn.Server(uvicorn.Config(local_app, lifespan="on", log_level="info", timeout_keep_alive=60)), [listener])]
+    if settings.host:
+        async def check(key: str) -> bool:
+            return await app.state.store.key_exists(key)
+
+        tcp_app = BodyLimit(ApiKeyAuth(app, check), settings.max_body_bytes)
+        config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
+                                log_level="info", timeout_keep_alive=60)
+        servers.append((uvicorn.Server(config), None))
+    main = asyncio.create_task(servers[0][0].serve(sockets=servers[0][1]))
+    while not servers[0][0].started and not main.done():
+        await asyncio.sleep(0.05)  # the TCP side needs the lifespan's state
+    others = [asyncio.create_task(s.serve(sockets=socks)) for s, socks in servers[1:]]
+    await asyncio.wait([main, *others], return_when=asyncio.FIRST_COMPLETED)
+    for server, _ in servers:
+        server.should_exit = True
+    await asyncio.gather(main, *others, return_exceptions=True)
+    for path in (settings.unix_socket, pid_file):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,62 @@
+"""Server settings: one dataclass, read from the environment by the entry point only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1 << 20
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("NULLSPACE_HOME", "/var/lib/nullspace"))
+
+
+@dataclass(frozen=True)
+class SandboxDefaults:
+    memory_mb: int = 1024
+    cpu: float = 1.0
+    pids: int = 512
+    disk_mb: int = 2048
+    timeout: int = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    socket_path: Path | None = None          # default: <data_dir>/nullspace.sock
+    host: str | None = None                  # TCP listener (API keys required) when set
+    port: int = 49982
+    defaults: SandboxDefaults = SandboxDefaults()
+    max_memory_mb: int = 16384
+    max_cpu: float = float(os.cpu_count() or 1)
+    max_timeout: int = 24 * 3600
+    max_sandboxes: int = 1000
+    max_body_bytes: int = 16 * MiB
+    agent_ready_timeout: float = 60.0
+
+    @property
+    def instance(self) -> str:
+        """Servers with different data dirs never touch each other's cgroups or uids."""
+        if self.data_dir.resolve() == Path("/var/lib/nullspace"):
+            return ""
+        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8]
+
+    @property
+    def cgroup_root(self) -> str:
+        return f"nullspace-{self.instance}" if self.instance else "nullspace"
+
+    @property
+    def uid_base(self) -> int:
+        """Start of this instance's 65536 host uids (400000 + a slot derived from the data dir)."""
+        return 400_000 + (int(self.instance, 16) % 4096 + 1) * 65_536 if self.instance else 400_000
+
+    @property
+    def unix_socket(self) -> Path:
+        return self.socket_path or self.data_dir / "nullspace.sock"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "state.db"

@@ -1,0 +1,166 @@
+"""On-disk layout of built templates.
+
+    <data_dir>/templates/
+        <name>/current                  {"digest": ...}  the build sandboxes get
+        <name>/<digest>/rootfs/         the read-only root filesystem
+        <name>/<digest>/meta.json       name, digest, built_at, size_bytes, spec
+        <name>/<digest>/build.log       the full build output
+        .build-<name>-XXXX/             a build in progress (renamed to <name>/<digest>)
+        .lock-<name>                    flock: one build/delete of <name> at a time
+    <data_dir>/cache/wheels/            wheels shared by all builds
+
+A `<digest>` directory appears by one atomic rename, complete with its meta.json, so its
+existence means a finished build. `current` is replaced atomically too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nullspace._exceptions import TemplateBuildError
+from nullspace.templates._models import TemplateImage
+from nullspace.templates.spec import NAME_RE, TemplateSpec, parse_spec
+
+_DIGEST_LEN = 64
+_HEX = "0123456789abcdef"
+
+
+def templates_dir(data_dir: Path) -> Path:
+    """`<data_dir>/templates`."""
+    return Path(data_dir) / "templates"
+
+
+def wheel_cache(data_dir: Path) -> Path:
+    """`<data_dir>/cache/wheels`."""
+    return Path(data_dir) / "cache" / "wheels"
+
+
+def template_dir(data_dir: Path, name: str) -> Path:
+    """`<data_dir>/templates/<name>`; the name is validated so it can never escape."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"invalid template name {name!r}")
+    return templates_dir(data_dir) / name
+
+
+def ensure_dirs(data_dir: Path) -> Path:
+    """Create `<data_dir>/templates` (0755: sandbox uids must traverse to the rootfs)."""
+    root = templates_dir(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for path in (Path(data_dir), root):
+        if path.stat().st_mode & 0o755 != 0o755:
+            os.chmod(path, path.stat().st_mode | 0o755)
+    return root
+
+
+@contextmanager
+def name_lock(data_dir: Path, name: str) -> Iterator[None]:
+    """Hold the exclusive per-name lock (blocks until a concurrent build of `name` ends)."""
+    root = ensure_dirs(data_dir)
+    template_dir(data_dir, name)  # validates
+    with open(root / f".lock-{name}", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_current(data_dir: Path, name: str) -> str | None:
+    """The digest `current` names, or None if missing or unreadable."""
+    try:
+        digest = json.loads((template_dir(data_dir, name) / "current").read_text())["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(digest, str) or len(digest) != _DIGEST_LEN or digest.strip(_HEX):
+        return None
+    return digest
+
+
+def write_current(data_dir: Path, name: str, digest: str) -> None:
+    """Point `current` at `digest` (atomic replace)."""
+    directory = template_dir(data_dir, name)
+    body = {"digest": digest, "updated_at": datetime.now(UTC).isoformat()}
+    fd, tmp = tempfile.mkstemp(prefix=".current-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / "current")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def meta_dict(spec: TemplateSpec, built_at: datetime, size_bytes: int) -> dict[str, object]:
+    """The content of `meta.json`."""
+    return {
+        "name": spec.name,
+        "digest": spec.digest,
+        "built_at": built_at.isoformat(),
+        "size_bytes": size_bytes,
+        "spec": spec.to_dict(),
+    }
+
+
+def read_image(data_dir: Path, name: str, digest: str) -> TemplateImage | None:
+    """The finished build `<name>/<digest>`, or None if it does not exist or is damaged."""
+    build = template_dir(data_dir, name) / digest
+    try:
+        meta = json.loads((build / "meta.json").read_text())
+        spec = parse_spec(meta["spec"], path=build / "meta.json")
+        image = TemplateImage(
+            name=name,
+            digest=digest,
+            rootfs=build / "rootfs",
+            spec=spec,
+            built_at=datetime.fromisoformat(meta["built_at"]),
+            size_bytes=int(meta.get("size_bytes", 0)),
+        )
+    except (OSError, ValueError, KeyError, TypeError, TemplateBuildError):
+        return None
+    if spec.name != name or meta.get("digest") != digest or not image.rootfs.is_dir():
+        return None
+    return image
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path` (from /proc/self/mountinfo)."""
+    prefix = os.path.realpath(path).rstrip("/")
+    found = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                point = fields[4].encode().decode("unicode_escape") if len(fields) > 4 else ""
+                if point == prefix or point.startswith(prefix + "/"):
+                    found.append(point)
+    except OSError:
+        pass
+    return found
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a build or template directory; refuse if anything is mounted inside it.
+
+    A leftover bind mount of e.g. /dev inside a rootfs would make `rmtree` delete host files.
+    The tree is first renamed to a `.trash-*` sibling, so it disappears atomically.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    mounted = mounts_under(path)
+    if mounted:
+        raise TemplateBuildError(
+            f"refusing to delete {path}: still mounted inside it: {', '.join(mounted[:5])}"
+        )
+    trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=path.parent))
+    os.rename(path, trash / "t")
+    shutil.rmtree(trash)

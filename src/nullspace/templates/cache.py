@@ -1,0 +1,136 @@
+"""The template cache: find, ensure (build on a miss), list and delete built templates."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from nullspace._exceptions import TemplateBuildError, TemplateNotFoundError
+from nullspace.templates import _store, builder
+from nullspace.templates._models import ProgressCallback, TemplateImage
+from nullspace.templates.spec import NAME_RE, TemplateSpec, load_spec
+
+__all__ = [
+    "builtin_names",
+    "builtin_spec",
+    "default_data_dir",
+    "delete_template",
+    "ensure_template",
+    "find_template",
+    "list_templates",
+]
+
+DEFAULT_DATA_DIR = "/var/lib/nullspace"
+
+
+def default_data_dir() -> Path:
+    """`$NULLSPACE_HOME`, or `/var/lib/nullspace`."""
+    return Path(os.environ.get("NULLSPACE_HOME") or DEFAULT_DATA_DIR)
+
+
+def builtin_names() -> list[str]:
+    """Names of the templates shipped with nullspace (`builtin/<name>.toml`)."""
+    folder = resources.files("nullspace.templates") / "builtin"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_spec(name: str) -> TemplateSpec:
+    """The spec of a built-in template.
+
+    Raises:
+        TemplateNotFoundError: No built-in template has that name.
+    """
+    if not NAME_RE.match(name) or name not in builtin_names():
+        raise TemplateNotFoundError(f"no built-in template named {name!r}")
+    with resources.as_file(
+        resources.files("nullspace.templates") / "builtin" / f"{name}.toml"
+    ) as path:
+        return load_spec(path)
+
+
+def find_template(name: str, data_dir: str | Path | None = None) -> TemplateImage | None:
+    """The `current` build of `name`, or None. Never builds."""
+    if not NAME_RE.match(name):
+        return None
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    digest = _store.read_current(data_dir, name)
+    return _store.read_image(data_dir, name, digest) if digest else None
+
+
+def ensure_template(
+    template: str | TemplateSpec,
+    data_dir: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    *,
+    force: bool = False,
+) -> TemplateImage:
+    """A built template, building it only if its digest is missing (or `force`).
+
+    Args:
+        template: A built-in name (its spec's digest decides whether to rebuild), the name of
+            a template built earlier from a custom spec (returned as is), or a `TemplateSpec`.
+        data_dir: Defaults to `default_data_dir()`.
+        on_progress: Receives `BuildProgress` events if a build happens.
+        force: Rebuild even if the digest exists.
+
+    Raises:
+        TemplateNotFoundError: `template` is a name that is neither built-in nor built.
+        TemplateBuildError: The build failed (the previous build stays current).
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if isinstance(template, str):
+        if template not in builtin_names():
+            image = None if force else find_template(template, data_dir)
+            if image is None:
+                raise TemplateNotFoundError(f"no template named {template!r}")
+            return image
+        spec = builtin_spec(template)
+    else:
+        spec = template
+    if not force:
+        image = _store.read_image(data_dir, spec.name, spec.digest)
+        if image is not None and _store.read_current(data_dir, spec.name) == spec.digest:
+            return image  # the common case: no lock, no build
+    with _store.name_lock(data_dir, spec.name):
+        if not force:
+            # Built earlier (or by someone else while we waited): just make it current.
+            image = _store.read_image(data_dir, spec.name, spec.digest)
+            if image is not None:
+                if _store.read_current(data_dir, spec.name) != spec.digest:
+                    _store.write_current(data_dir, spec.name, spec.digest)
+                return image
+        return builder.build_locked(spec, data_dir, on_progress)
+
+
+def list_templates(data_dir: str | Path | None = None) -> list[TemplateImage]:
+    """The `current` build of every template, sorted by name."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    root = _store.templates_dir(data_dir)
+    if not root.is_dir():
+        return []
+    images = (find_template(p.name, data_dir) for p in sorted(root.iterdir()) if p.is_dir())
+    return [image for image in images if image is not None]
+
+
+def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
+    """Delete every build of `name`. Returns False if there was nothing to delete.
+
+    Sandboxes still running on one of its builds use it as their overlay's lower layer:
+    the caller must make sure none is running.
+
+    Raises:
+        TemplateBuildError: Something is still mounted inside the template's directory.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if not NAME_RE.match(name):
+        return False
+    directory = _store.template_dir(data_dir, name)
+    if not directory.exists():
+        return False
+    with _store.name_lock(data_dir, name):
+        try:
+            _store.remove_tree(directory)
+        except OSError as exc:
+            raise TemplateBuildError(f"cannot delete template {name!r}: {exc}") from exc
+    return True

@@ -1,0 +1,344 @@
+"""Template specs: a TOML file parsed into a frozen, validated `TemplateSpec`.
+
+A spec looks like::
+
+    name = "code-interpreter"
+    base = "debian:bookworm"
+    apt = ["python3", "python3-venv"]
+    pip = ["ipykernel>=6.29", "numpy"]
+    user = "user"               # uid/gid 1000; "root" is allowed
+    workdir = "/home/user"
+    start = "python -m http.server"   # optional
+
+    [env]
+    LANG = "C.UTF-8"
+
+    [kernels]                   # language -> kernelspec name
+    python = "python3"
+
+Everything the builder consumes is validated here, strictly: package strings can never carry
+options (`-e`, `--index-url`, `--allow-unauthenticated` …), names are restricted to what paths,
+users and kernelspecs can safely hold. The digest is the build-cache key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from nullspace._exceptions import TemplateBuildError
+from nullspace._protocol.languages import normalize_language
+
+__all__ = [
+    "BUILDER_VERSION",
+    "TemplateSpec",
+    "TemplateSpecError",
+    "load_spec",
+    "parse_spec",
+]
+
+BUILDER_VERSION = "1"
+"""Part of every digest: bump it when the builder's output changes for the same spec."""
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_BASE_RE = re.compile(r"^(debian|template):([a-z0-9][a-z0-9.-]{0,62})$")
+# Debian package names (policy 5.6.1), optionally :arch and =version. No commas (mmdebstrap
+# --include is comma-separated), no spaces, no leading '-'.
+_APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+:~-]+)?$")
+# A PEP 508 subset: name, optional extras, optional version specifiers. No URLs, no markers,
+# no options, no paths.
+_PIP_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_PIP_SPEC = r"(?:===|==|!=|~=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_PIP_RE = re.compile(
+    rf"^(?P<name>{_PIP_NAME})\s*(?:\[\s*{_PIP_NAME}(?:\s*,\s*{_PIP_NAME})*\s*\])?"
+    rf"\s*(?:{_PIP_SPEC}(?:\s*,\s*{_PIP_SPEC})*)?$"
+)
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
+_KERNELSPEC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PATH_RE = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
+
+_KEYS = ("name", "base", "apt", "pip", "env", "user", "workdir", "kernels", "start")
+
+
+class TemplateSpecError(TemplateBuildError):
+    """A spec file is invalid. The message names the file, the line (when known) and the problem."""
+
+    def __init__(self, problem: str, *, path: str | Path | None = None, line: int | None = None):
+        where = str(path) if path is not None else "<template spec>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {problem}")
+        self.problem = problem
+        self.path = path
+        self.line = line
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A validated template description. Build it with `load_spec` or `parse_spec`.
+
+    Attributes:
+        name: Template name (`^[a-z0-9][a-z0-9-]{0,62}$`), also its directory name.
+        base: `"debian:<suite>"`; `"template:<name>"` is reserved for layered templates.
+        apt: Debian packages installed by mmdebstrap.
+        pip: Requirement strings installed (wheels only) into `/opt/venv`.
+        env: Environment variables for everything started in the sandbox.
+        user: The unprivileged user (uid/gid 1000), or `"root"`.
+        workdir: The default working directory.
+        kernels: Language (`python`, `r`, `javascript` …) → Jupyter kernelspec name.
+        start: Optional command started when a sandbox starts.
+        source: The file the spec was read from (not part of the digest).
+    """
+
+    name: str
+    base: str = "debian:bookworm"
+    apt: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    user: str = "user"
+    workdir: str = "/home/user"
+    kernels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    start: str | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def base_kind(self) -> str:
+        """`"debian"` or `"template"`."""
+        return self.base.split(":", 1)[0]
+
+    @property
+    def base_ref(self) -> str:
+        """The Debian suite or the parent template's name."""
+        return self.base.split(":", 1)[1]
+
+    @property
+    def home(self) -> str:
+        """The user's home directory."""
+        return "/root" if self.user == "root" else f"/home/{self.user}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data; `parse_spec(spec.to_dict())` round-trips."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "base": self.base,
+            "apt": list(self.apt),
+            "pip": list(self.pip),
+            "env": dict(self.env),
+            "user": self.user,
+            "workdir": self.workdir,
+            "kernels": dict(self.kernels),
+        }
+        if self.start is not None:
+            data["start"] = self.start
+        return data
+
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the canonical JSON of the spec plus `BUILDER_VERSION`."""
+        canonical = json.dumps(
+            {"builder": BUILDER_VERSION, "spec": self.to_dict()},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_spec(path: str | Path) -> TemplateSpec:
+    """Read and validate a spec file. `name` defaults to the file's stem.
+
+    Raises:
+        TemplateSpecError: The file is unreadable, not TOML, or not a valid spec.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateSpecError(f"cannot read spec: {exc}", path=path) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise TemplateSpecError(
+            f"invalid TOML: {exc}", path=path, line=int(match.group(1)) if match else None
+        ) from exc
+    data.setdefault("name", path.stem)
+    return parse_spec(data, path=path, text=text)
+
+
+def parse_spec(
+    data: Mapping[str, Any], *, path: str | Path | None = None, text: str | None = None
+) -> TemplateSpec:
+    """Validate already-parsed spec data.
+
+    Args:
+        data: The TOML document (or `TemplateSpec.to_dict()` output).
+        path: Where the data came from, for error messages.
+        text: The TOML source, used to find the line of a bad key or value.
+
+    Raises:
+        TemplateSpecError: On the first problem found.
+    """
+    v = _Validator(path, text)
+    for key in data:
+        if key not in _KEYS:
+            v.fail(f"unknown key {key!r} (allowed: {', '.join(_KEYS)})", key)
+    name = v.string(data, "name", required=True)
+    if not NAME_RE.match(name):
+        v.fail(
+            f"invalid name {name!r}: use 1-63 of a-z, 0-9 and '-', not starting with '-'", "name"
+        )
+    base = v.string(data, "base", default="debian:bookworm")
+    if not _BASE_RE.match(base):
+        v.fail(f"invalid base {base!r}: expected 'debian:<suite>' or 'template:<name>'", "base")
+    apt = v.packages(data, "apt", _APT_RE, "a Debian package name (name[:arch][=version])")
+    pip = v.packages(data, "pip", _PIP_RE, "a requirement 'name[extras]<specifiers>'")
+    env = v.table(data, "env", _ENV_KEY_RE, "a variable name", _check_env_value)
+    user = v.string(data, "user", default="user")
+    if not _USER_RE.match(user):
+        v.fail(f"invalid user {user!r}", "user")
+    default_workdir = "/root" if user == "root" else f"/home/{user}"
+    workdir = v.string(data, "workdir", default=default_workdir)
+    if not _PATH_RE.match(workdir) or any(p in (".", "..") for p in workdir.split("/")):
+        v.fail(f"invalid workdir {workdir!r}: expected a normalized absolute path", "workdir")
+    raw_kernels = v.table(data, "kernels", _LANGUAGE_RE, "a language name", _check_kernelspec)
+    kernels: dict[str, str] = {}
+    for language, kernelspec in raw_kernels.items():
+        canonical = normalize_language(language)
+        if canonical in kernels:
+            v.fail(f"language {canonical!r} is listed twice in [kernels]", language, "kernels")
+        kernels[canonical] = kernelspec
+    start = data.get("start")
+    if start is not None and (not isinstance(start, str) or not start.strip() or "\0" in start):
+        v.fail("'start' must be a non-empty string", "start")
+    return TemplateSpec(
+        name=name,
+        base=base,
+        apt=apt,
+        pip=pip,
+        env=MappingProxyType(env),
+        user=user,
+        workdir=workdir,
+        kernels=MappingProxyType(kernels),
+        start=start,
+        source=Path(path) if path is not None else None,
+    )
+
+
+def _check_env_value(value: str) -> str | None:
+    return "must not contain NUL" if "\0" in value else None
+
+
+def _check_kernelspec(value: str) -> str | None:
+    return None if _KERNELSPEC_RE.match(value) else "is not a valid kernelspec name"
+
+
+class _Validator:
+    """Type checks with error messages that point at the offending line of the TOML source."""
+
+    def __init__(self, path: str | Path | None, text: str | None):
+        self.path = path
+        self.lines = text.splitlines() if text is not None else []
+
+    def fail(
+        self, problem: str, key: str, table: str | None = None, value: str | None = None
+    ) -> NoReturn:
+        raise TemplateSpecError(problem, path=self.path, line=self._line_of(key, table, value))
+
+    def string(
+        self, data: Mapping[str, Any], key: str, *, default: str = "", required: bool = False
+    ) -> str:
+        if key not in data:
+            if required:
+                self.fail(f"missing required key {key!r}", key)
+            return default
+        value = data[key]
+        if not isinstance(value, str):
+            self.fail(f"{key!r} must be a string, not {_type(value)}", key)
+        return value
+
+    def packages(
+        self, data: Mapping[str, Any], key: str, pattern: re.Pattern[str], what: str
+    ) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            self.fail(f"{key!r} must be a list of strings, not {_type(value)}", key)
+        seen: set[str] = set()
+        for item in value:
+            if not isinstance(item, str):
+                self.fail(f"{key!r} entries must be strings, not {_type(item)}", key)
+            if item.lstrip().startswith("-"):
+                self.fail(
+                    f"{key!r} entry {item!r} looks like an option; options are not allowed",
+                    key,
+                    value=item,
+                )
+            if not pattern.match(item):
+                self.fail(f"{key!r} entry {item!r} is not {what}", key, value=item)
+            if item in seen:
+                self.fail(f"{key!r} lists {item!r} twice", key, value=item)
+            seen.add(item)
+        return tuple(value)
+
+    def table(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        key_re: re.Pattern[str],
+        what: str,
+        check: Callable[[str], str | None],
+    ) -> dict[str, str]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.fail(f"{key!r} must be a table, not {_type(value)}", key)
+        for name, item in value.items():
+            if not key_re.match(name):
+                self.fail(f"[{key}] key {name!r} is not {what}", name, key)
+            if not isinstance(item, str):
+                self.fail(f"[{key}] {name!r} must be a string, not {_type(item)}", name, key)
+            problem = check(item)
+            if problem:
+                self.fail(f"[{key}] {name!r}: value {item!r} {problem}", name, key)
+        return dict(value)
+
+    def _line_of(self, key: str, table: str | None, value: str | None) -> int | None:
+        """Best effort: the first line holding `value`, else the line assigning `key`."""
+        if not self.lines:
+            return None
+        if value is not None:
+            for quoted in (json.dumps(value), f"'{value}'"):
+                for number, line in enumerate(self.lines, 1):
+                    if quoted in line:
+                        return number
+        plain = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""")
+        dotted = (
+            re.compile(rf"""^\s*{re.escape(table)}\s*\.\s*["']?{re.escape(key)}["']?\s*=""")
+            if table is not None
+            else None
+        )
+        in_table = table is None  # top-level keys live before the first [header]
+        for number, line in enumerate(self.lines, 1):
+            header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line)
+            if header:
+                in_table = header.group(1) == table
+                continue
+            if (in_table and plain.match(line)) or (dotted is not None and dotted.match(line)):
+                return number
+        if table is not None:
+            return self._line_of(table, None, None)
+        return None
+
+
+def _type(value: object) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

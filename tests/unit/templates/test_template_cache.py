@@ -1,0 +1,186 @@
+"""The cache API over a fake builder: hits, misses, failures, listing, deletion; step logging."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nullspace._exceptions import TemplateBuildError, TemplateNotFoundError
+from nullspace.templates import (
+    BuildProgress,
+    TemplateSpec,
+    _process,
+    _store,
+    builder,
+    builtin_spec,
+    default_data_dir,
+    delete_template,
+    ensure_template,
+    find_template,
+    list_templates,
+    parse_spec,
+)
+
+
+def spec_named(name: str, *pip: str) -> TemplateSpec:
+    return parse_spec({"name": name, "pip": list(pip)})
+
+
+def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("NULLSPACE_HOME", raising=False)
+    assert default_data_dir() == Path("/var/lib/nullspace")
+    monkeypatch.setenv("NULLSPACE_HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path
+
+
+def test_ensure_builds_once_then_hits_the_cache(tmp_path: Path, fake: Any) -> None:
+    events: list[BuildProgress] = []
+    image = ensure_template("code-interpreter", tmp_path, events.append)
+    assert fake.calls == [builtin_spec("code-interpreter").digest]
+    assert image.digest == builtin_spec("code-interpreter").digest
+    assert image.rootfs == tmp_path / "templates/code-interpreter" / image.digest / "rootfs"
+    assert image.spec == builtin_spec("code-interpreter") and image.size_bytes == 4096
+    assert [(e.step, e.kind) for e in events if e.kind != "log"] == [
+        ("bootstrap", "start"), ("bootstrap", "done"), ("commit", "start"), ("commit", "done"),
+    ]  # fmt: skip
+    assert events[0].index == 1 and events[0].total == len(builder.STEPS)
+    assert BuildProgress("bootstrap", 1, 8, "I: fake bootstrap") in events
+    again = ensure_template("code-interpreter", tmp_path)
+    assert again == image and fake.calls == [image.digest]  # no second build
+    assert find_template("code-interpreter", tmp_path) == image
+    assert (image.rootfs.parent / "build.log").read_text().count("I: fake bootstrap") == 1
+    assert not list((tmp_path / "templates").glob(".build-*"))
+    assert (image.rootfs.parent.stat().st_mode & 0o777) == 0o755
+
+
+def test_force_rebuilds(tmp_path: Path, fake: Any) -> None:
+    ensure_template("code-interpreter", tmp_path)
+    ensure_template("code-interpreter", tmp_path, force=True)
+    assert len(fake.calls) == 2
+    assert find_template("code-interpreter", tmp_path) is not None
+
+
+def test_failed_build_keeps_the_previous_one(tmp_path: Path, fake: Any) -> None:
+    good = ensure_template(spec_named("demo", "numpy"), tmp_path)
+    current = (tmp_path / "templates/demo/current").read_text()
+    fake.fail_at = "bootstrap"
+    with pytest.raises(TemplateBuildError, match="step 'bootstrap'") as info:
+        ensure_template(spec_named("demo", "numpy", "pandas"), tmp_path)
+    assert "I: fake bootstrap" in info.value.log
+    assert (tmp_path / "templates/demo/current").read_text() == current
+    assert find_template("demo", tmp_path) == good
+    assert not list((tmp_path / "templates").glob(".build-*"))
+    assert [p.name for p in (tmp_path / "templates/demo").iterdir() if p.is_dir()] == [good.digest]
+
+
+def test_switching_back_to_a_built_digest_needs_no_build(tmp_path: Path, fake: Any) -> None:
+    first = ensure_template(spec_named("demo", "numpy"), tmp_path)
+    second = ensure_template(spec_named("demo", "pandas"), tmp_path)
+    assert find_template("demo", tmp_path) == second
+    assert ensure_template(spec_named("demo", "numpy"), tmp_path) == first
+    assert len(fake.calls) == 2 and find_template("demo", tmp_path) == first
+
+
+def test_names_that_are_neither_builtin_nor_built(tmp_path: Path, fake: Any) -> None:
+    with pytest.raises(TemplateNotFoundError):
+        ensure_template("nope", tmp_path)
+    built = ensure_template(spec_named("custom"), tmp_path)
+    assert ensure_template("custom", tmp_path) == built  # a custom template built earlier
+    assert find_template("../etc", tmp_path) is None
+    assert find_template("missing", tmp_path) is None
+
+
+def test_list_and_delete(tmp_path: Path, fake: Any) -> None:
+    assert list_templates(tmp_path / "nowhere") == []
+    ensure_template(spec_named("b-two"), tmp_path)
+    ensure_template(spec_named("a-one"), tmp_path)
+    assert [i.name for i in list_templates(tmp_path)] == ["a-one", "b-two"]
+    assert delete_template("a-one", tmp_path) is True
+    assert delete_template("a-one", tmp_path) is False
+    assert delete_template("../x", tmp_path) is False
+    assert [i.name for i in list_templates(tmp_path)] == ["b-two"]
+    assert not list((tmp_path / "templates").glob(".trash-*"))
+
+
+def test_damaged_builds_are_ignored(tmp_path: Path, fake: Any) -> None:
+    image = ensure_template(spec_named("demo"), tmp_path)
+    (image.rootfs.parent / "meta.json").write_text("{not json")
+    assert find_template("demo", tmp_path) is None
+    (tmp_path / "templates/demo/current").write_text('{"digest": "../../etc"}')
+    assert find_template("demo", tmp_path) is None
+
+
+def test_remove_tree_refuses_mounted_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    victim = tmp_path / "build"
+    (victim / "rootfs/dev").mkdir(parents=True)
+    monkeypatch.setattr(_store, "mounts_under", lambda path: [str(victim / "rootfs/dev")])
+    with pytest.raises(TemplateBuildError, match="still mounted"):
+        _store.remove_tree(victim)
+    assert victim.is_dir()
+
+
+def test_template_base_is_not_supported_yet(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "layered", "base": "template:code-interpreter"})
+    assert spec.base_kind == "template" and spec.base_ref == "code-interpreter"
+    with pytest.raises(TemplateBuildError, match="not supported yet"):
+        builder.build(spec, tmp_path)
+
+
+def test_run_streams_lines_and_names_the_failing_step(tmp_path: Path) -> None:
+    events: list[BuildProgress] = []
+    log = _process.BuildLog(builder.STEPS, events.append)
+    with pytest.raises(TemplateBuildError) as info, log.step_scope("pip"):
+        _process.run([sys.executable, "-c", "print('one'); print('two'); raise SystemExit(3)"],
+                     log, label="pip install")  # fmt: skip
+    assert (
+        str(info.value) == "template build failed at step 'pip': pip install exited with status 3"
+    )
+    assert info.value.log.splitlines()[-2:] == ["one", "two"]
+    assert [e.message for e in events if e.kind == "log"][-2:] == ["one", "two"]
+    assert all(e.step == "pip" and e.index == 5 for e in events)
+
+
+def test_step_scope_wraps_os_errors(tmp_path: Path) -> None:
+    log = _process.BuildLog(builder.STEPS, None)
+    with (
+        pytest.raises(TemplateBuildError, match="step 'user': .*No such file"),
+        log.step_scope("user"),
+    ):
+        (tmp_path / "missing").read_text()
+    with pytest.raises(TemplateBuildError, match="cannot run"), log.step_scope("venv"):
+        _process.run([str(tmp_path / "no-such-binary")], log)
+
+
+def test_run_keeps_only_the_tail(tmp_path: Path) -> None:
+    log = _process.BuildLog(builder.STEPS, None)
+    with pytest.raises(TemplateBuildError) as info, log.step_scope("bootstrap"):
+        _process.run(
+            [sys.executable, "-c", "[print(i) for i in range(1000)]; raise SystemExit(1)"], log
+        )
+    lines = info.value.log.splitlines()
+    assert len(lines) == _process.TAIL_LINES and lines[-1] == "999"
+
+
+def test_bwrap_argv_isolates_the_chroot(tmp_path: Path) -> None:
+    argv = _process.bwrap_argv(
+        tmp_path, ["/bin/true"], ro_binds=[(tmp_path / "w.whl", "/tmp/w/w.whl")]
+    )
+    assert argv[:4] == ["bwrap", "--bind", str(tmp_path), "/"]
+    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
+        assert flag in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    assert ["--ro-bind", str(tmp_path / "w.whl"), "/tmp/w/w.whl"] == argv[10:13]
+    assert argv[-2:] == ["--", "/bin/true"]
+
+
+def test_debian_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NULLSPACE_DEBIAN_MIRROR", "http://mirror.example/debian/")
+    assert builder.debian_sources("bookworm") == [
+        "deb http://mirror.example/debian bookworm main",
+        "deb http://mirror.example/debian bookworm-updates main",
+        "deb http://mirror.example/debian-security bookworm-security main",
+    ]
+    assert builder.debian_sources("sid") == ["deb http://mirror.example/debian sid main"]
