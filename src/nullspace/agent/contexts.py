@@ -25,6 +25,16 @@ from .snippets import ENV_SNIPPETS, EnvSnippets, parse_snapshot
 log = logging.getLogger("nullspace.agent")
 
 
+def _start_was_cancelled(start_task: asyncio.Task[None] | None) -> bool:
+    """A CancelledError came from a cancelled start task, not from cancelling the caller."""
+    current = asyncio.current_task()
+    return (
+        start_task is not None
+        and start_task.cancelled()
+        and not (current is not None and current.cancelling())
+    )
+
+
 class AgentError(Exception):
     """An error with an HTTP status and a stable code (docs/api.md)."""
 
@@ -132,8 +142,13 @@ class Context:
         if self.start_task is not None:
             if cancel:
                 self.start_task.cancel()  # Context.start shuts a half-started kernel down
-            with contextlib.suppress(BaseException):
+            try:
                 await asyncio.shield(self.start_task)
+            except Exception:
+                pass  # the start failed: nothing to settle
+            except asyncio.CancelledError:
+                if not _start_was_cancelled(self.start_task):
+                    raise
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -233,7 +248,7 @@ class Context:
         if reply is None or reply.get("status") != "ok":
             run.emit(
                 messages.error_event(
-                    "EnvironmentError",
+                    "EnvSetupFailed",
                     "could not set the per-run environment variables",
                     messages.strip_ansi("\n".join(map(str, (reply or {}).get("traceback", [])))),
                 )
@@ -319,8 +334,7 @@ class Registry:
         try:
             await ctx.wait_started()
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if ctx.closed and not (task is not None and task.cancelling()):
+            if ctx.closed and _start_was_cancelled(ctx.start_task):
                 raise AgentError(
                     404, "context_not_found", f"context {ctx.id} was removed while starting"
                 ) from None

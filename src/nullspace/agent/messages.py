@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 Event = dict[str, Any]
@@ -92,6 +92,11 @@ def reply_error(content: dict[str, Any]) -> Event | None:
 def is_idle(msg: dict[str, Any]) -> bool:
     header = msg.get("header") or {}
     return header.get("msg_type") == "status" and (msg.get("content") or {}).get("execution_state") == "idle"
+
+
+def notice(text: str) -> Event:
+    """An agent-made stderr line (stream events always carry a timestamp)."""
+    return {"type": "stderr", "text": f"\n[nullspace: {text}]\n", "timestamp": datetime.now(UTC).isoformat()}
 
 
 def keepalive() -> Event:

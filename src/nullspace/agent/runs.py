@@ -40,12 +40,20 @@ class Run:
         self.abandoned = False
         self.preempted: str | None = None
         self.finished = False
+        self.error_sent = False
         self._wake: Callable[[], None] | None = None
 
     # producer side
     def emit(self, event: Event) -> None:
-        if not self.finished and not self.abandoned:
-            self._events.put_nowait(event)
+        """Queue an event. A run has at most one ``error``: a later one (say the kernel died
+        after the user's exception was reported) is demoted to a stderr notice."""
+        if self.finished or self.abandoned:
+            return
+        if event["type"] == "error":
+            if self.error_sent:
+                event = messages.notice(f"{event['name']}: {event['value']}")
+            self.error_sent = True
+        self._events.put_nowait(event)
 
     def finish(self, status: str) -> None:
         if not self.finished:
@@ -114,7 +122,7 @@ async def drive(
     run.on_wake(lambda: queue.put_nowait(("wake", None)))
     limiter = messages.OutputLimiter(max_output_bytes, chunk_bytes)
     deadline = loop.time() + req.timeout if req.timeout else None
-    got_reply = got_idle = error_sent = False
+    got_reply = got_idle = False
     status = "ok"
     interrupted_at: float | None = None
     reply_at = 0.0
@@ -148,8 +156,7 @@ async def drive(
                     if content.get("status") != "ok":
                         status = "error"
                     event = messages.reply_error(content)
-                    if event is not None and not error_sent and interrupted_at is None:
-                        error_sent = True
+                    if event is not None and not run.error_sent and interrupted_at is None:
                         run.emit(event)
                 continue
             if messages.is_idle(msg):
@@ -161,9 +168,8 @@ async def drive(
             kind = event["type"]
             if kind == "error":
                 status = "error"
-                if error_sent or interrupted_at is not None:
-                    continue  # one error per run; after an interrupt, the timeout is the error
-                error_sent = True
+                if run.error_sent or interrupted_at is not None:
+                    continue  # iopub and reply repeat each other; after an interrupt, the timeout is the error
                 run.emit(event)
             elif kind in ("stdout", "stderr"):
                 for piece in limiter.feed(event):

@@ -69,8 +69,7 @@ def _resolve(name_or_path: str, data_dir: Path) -> TemplateSpec:
     if image is None:
         known = ", ".join(builtin_names())
         raise typer.BadParameter(
-            f"{name_or_path!r} is not a spec file, a built-in template ({known}) "
-            "or a template built before",
+            f"{name_or_path!r} is not a spec file, a built-in template ({known}) or a template built before",
             param_hint="NAME_OR_PATH",
         )
     return image.spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -108,6 +109,7 @@ def run(
             text=True,
             errors="replace",
             bufsize=1,
+            start_new_session=True,  # so that a cancelled build can kill the whole group
         )
     except OSError as exc:
         raise TemplateBuildError(
@@ -122,8 +124,7 @@ def run(
                 on_line(line)
         code = proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         raise
     if code != 0:
         raise TemplateBuildError(
@@ -165,6 +166,14 @@ def bwrap_argv(
         "--", *argv,
     ]  # fmt: skip
     return cmd
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _host_env() -> dict[str, str]:

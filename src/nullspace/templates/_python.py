@@ -99,9 +99,7 @@ def target_tags(rootfs: Path) -> TargetTags:
     )
 
 
-def download_wheels(
-    requirements: Sequence[str], cache: Path, tags: TargetTags, log: BuildLog
-) -> list[Path]:
+def download_wheels(requirements: Sequence[str], cache: Path, tags: TargetTags, log: BuildLog) -> list[Path]:
     """Resolve `requirements` on the host and download wheels into the shared `cache`.
 
     Returns:
@@ -136,9 +134,7 @@ def download_wheels(
     return wheels
 
 
-def install_wheels(
-    rootfs: Path, requirements: Sequence[str], wheels: Sequence[Path], log: BuildLog
-) -> None:
+def install_wheels(rootfs: Path, requirements: Sequence[str], wheels: Sequence[Path], log: BuildLog) -> None:
     """`pip install --no-index` inside the rootfs, from read-only binds of exactly `wheels`."""
     binds = [(w, f"/tmp/wheels/{w.name}") for w in wheels]
     argv = [

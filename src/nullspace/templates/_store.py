@@ -5,7 +5,7 @@
         <name>/<digest>/rootfs/         the read-only root filesystem
         <name>/<digest>/meta.json       name, digest, built_at, size_bytes, spec
         <name>/<digest>/build.log       the full build output
-        .build-<name>-XXXX/             a build in progress (renamed to <name>/<digest>)
+        .build-<name>.XXXX/             a build in progress (renamed to <name>/<digest>)
         .lock-<name>                    flock: one build/delete of <name> at a time
     <data_dir>/cache/wheels/            wheels shared by all builds
 
@@ -45,7 +45,7 @@ def wheel_cache(data_dir: Path) -> Path:
 
 def template_dir(data_dir: Path, name: str) -> Path:
     """`<data_dir>/templates/<name>`; the name is validated so it can never escape."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"invalid template name {name!r}")
     return templates_dir(data_dir) / name
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,14 +92,13 @@ def _preflight(spec: TemplateSpec) -> None:
         raise TemplateBuildError(f"missing build tools: {', '.join(missing)}")
 
 
-def build_locked(
-    spec: TemplateSpec, data_dir: Path, on_progress: ProgressCallback | None
-) -> TemplateImage:
+def build_locked(spec: TemplateSpec, data_dir: Path, on_progress: ProgressCallback | None) -> TemplateImage:
     """`build` for a caller already holding the per-name lock."""
     _preflight(spec)
     root = _store.ensure_dirs(data_dir)
     _remove_stale(root, spec.name)
-    build_dir = Path(tempfile.mkdtemp(prefix=f".build-{spec.name}-", dir=root))
+    # '.' cannot occur in a name, so ".build-code." never matches a build of "code-x".
+    build_dir = Path(tempfile.mkdtemp(prefix=f".build-{spec.name}.", dir=root))
     try:
         os.chmod(build_dir, 0o755)
         with open(build_dir / "build.log", "w", encoding="utf-8") as logfile:
@@ -112,11 +112,12 @@ def build_locked(
 
 def _remove_stale(root: Path, name: str) -> None:
     """Leftovers of crashed builds of `name` (we hold its lock, so none is running)."""
-    for path in [*root.glob(f".build-{name}-*"), *root.glob(".trash-*")]:
+    stale_trash = [p for p in root.glob(".trash-*") if time.time() - p.stat().st_mtime > 3600]
+    for path in [*root.glob(f".build-{name}.*"), *stale_trash]:
         try:
             _store.remove_tree(path)
         except (OSError, TemplateBuildError):
-            pass  # another name's trash being deleted right now, or mounted: leave it
+            pass  # something is mounted inside, or it vanished meanwhile: leave it
 
 
 def _run_steps(spec: TemplateSpec, data_dir: Path, build_dir: Path, log: BuildLog) -> TemplateImage:

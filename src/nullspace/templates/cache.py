@@ -41,17 +41,15 @@ def builtin_spec(name: str) -> TemplateSpec:
     Raises:
         TemplateNotFoundError: No built-in template has that name.
     """
-    if not NAME_RE.match(name) or name not in builtin_names():
+    if not NAME_RE.fullmatch(name) or name not in builtin_names():
         raise TemplateNotFoundError(f"no built-in template named {name!r}")
-    with resources.as_file(
-        resources.files("nullspace.templates") / "builtin" / f"{name}.toml"
-    ) as path:
+    with resources.as_file(resources.files("nullspace.templates") / "builtin" / f"{name}.toml") as path:
         return load_spec(path)
 
 
 def find_template(name: str, data_dir: str | Path | None = None) -> TemplateImage | None:
     """The `current` build of `name`, or None. Never builds."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return None
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     digest = _store.read_current(data_dir, name)
@@ -123,7 +121,7 @@ def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
         TemplateBuildError: Something is still mounted inside the template's directory.
     """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return False
     directory = _store.template_dir(data_dir, name)
     if not directory.exists():

@@ -33,9 +33,7 @@ MOUNT_FILES: frozenset[str] = frozenset({"/etc/resolv.conf"})
 """The members of `MOUNT_POINTS` that are files (bind-mounted files); the rest are directories."""
 
 
-def check_mount_points(
-    rootfs: str | Path, extra: Iterable[str] = (), *, require_exist: bool = False
-) -> None:
+def check_mount_points(rootfs: str | Path, extra: Iterable[str] = (), *, require_exist: bool = False) -> None:
     """Refuse a rootfs where a mount destination or one of its parents is not a plain dir/file.
 
     Each path component is inspected with `lstat`, never followed.
@@ -82,8 +80,6 @@ def _check_one(root: Path, point: str, *, is_file: bool, require_exist: bool) ->
         last = depth == len(parts)
         if last and is_file:
             if not stat.S_ISREG(mode):
-                raise TemplateBuildError(
-                    f"unsafe template rootfs {root}: {shown} must be a regular file"
-                )
+                raise TemplateBuildError(f"unsafe template rootfs {root}: {shown} must be a regular file")
         elif not stat.S_ISDIR(mode):
             raise TemplateBuildError(f"unsafe template rootfs {root}: {shown} must be a directory")

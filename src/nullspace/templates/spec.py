@@ -55,10 +55,10 @@ _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+:~-]+)?$
 # A PEP 508 subset: name, optional extras, optional version specifiers. No URLs, no markers,
 # no options, no paths.
 _PIP_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_PIP_SPEC = r"(?:===|==|!=|~=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_PIP_SPEC = r"(?:===|==|!=|~=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
 _PIP_RE = re.compile(
-    rf"^(?P<name>{_PIP_NAME})\s*(?:\[\s*{_PIP_NAME}(?:\s*,\s*{_PIP_NAME})*\s*\])?"
-    rf"\s*(?:{_PIP_SPEC}(?:\s*,\s*{_PIP_SPEC})*)?$"
+    rf"^(?P<name>{_PIP_NAME}) *(?:\[ *{_PIP_NAME}(?: *, *{_PIP_NAME})* *\])?"
+    rf" *(?:{_PIP_SPEC}(?: *, *{_PIP_SPEC})*)?$"
 )
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -193,22 +193,20 @@ def parse_spec(
         if key not in _KEYS:
             v.fail(f"unknown key {key!r} (allowed: {', '.join(_KEYS)})", key)
     name = v.string(data, "name", required=True)
-    if not NAME_RE.match(name):
-        v.fail(
-            f"invalid name {name!r}: use 1-63 of a-z, 0-9 and '-', not starting with '-'", "name"
-        )
+    if not NAME_RE.fullmatch(name):
+        v.fail(f"invalid name {name!r}: use 1-63 of a-z, 0-9 and '-', not starting with '-'", "name")
     base = v.string(data, "base", default="debian:bookworm")
-    if not _BASE_RE.match(base):
+    if not _BASE_RE.fullmatch(base):
         v.fail(f"invalid base {base!r}: expected 'debian:<suite>' or 'template:<name>'", "base")
     apt = v.packages(data, "apt", _APT_RE, "a Debian package name (name[:arch][=version])")
     pip = v.packages(data, "pip", _PIP_RE, "a requirement 'name[extras]<specifiers>'")
     env = v.table(data, "env", _ENV_KEY_RE, "a variable name", _check_env_value)
     user = v.string(data, "user", default="user")
-    if not _USER_RE.match(user):
+    if not _USER_RE.fullmatch(user):
         v.fail(f"invalid user {user!r}", "user")
     default_workdir = "/root" if user == "root" else f"/home/{user}"
     workdir = v.string(data, "workdir", default=default_workdir)
-    if not _PATH_RE.match(workdir) or any(p in (".", "..") for p in workdir.split("/")):
+    if not _PATH_RE.fullmatch(workdir) or any(p in (".", "..") for p in workdir.split("/")):
         v.fail(f"invalid workdir {workdir!r}: expected a normalized absolute path", "workdir")
     raw_kernels = v.table(data, "kernels", _LANGUAGE_RE, "a language name", _check_kernelspec)
     kernels: dict[str, str] = {}
@@ -239,7 +237,7 @@ def _check_env_value(value: str) -> str | None:
 
 
 def _check_kernelspec(value: str) -> str | None:
-    return None if _KERNELSPEC_RE.match(value) else "is not a valid kernelspec name"
+    return None if _KERNELSPEC_RE.fullmatch(value) else "is not a valid kernelspec name"
 
 
 class _Validator:
@@ -249,14 +247,10 @@ class _Validator:
         self.path = path
         self.lines = text.splitlines() if text is not None else []
 
-    def fail(
-        self, problem: str, key: str, table: str | None = None, value: str | None = None
-    ) -> NoReturn:
+    def fail(self, problem: str, key: str, table: str | None = None, value: str | None = None) -> NoReturn:
         raise TemplateSpecError(problem, path=self.path, line=self._line_of(key, table, value))
 
-    def string(
-        self, data: Mapping[str, Any], key: str, *, default: str = "", required: bool = False
-    ) -> str:
+    def string(self, data: Mapping[str, Any], key: str, *, default: str = "", required: bool = False) -> str:
         if key not in data:
             if required:
                 self.fail(f"missing required key {key!r}", key)
@@ -282,7 +276,7 @@ class _Validator:
                     key,
                     value=item,
                 )
-            if not pattern.match(item):
+            if not pattern.fullmatch(item):
                 self.fail(f"{key!r} entry {item!r} is not {what}", key, value=item)
             if item in seen:
                 self.fail(f"{key!r} lists {item!r} twice", key, value=item)
@@ -301,7 +295,7 @@ class _Validator:
         if not isinstance(value, Mapping):
             self.fail(f"{key!r} must be a table, not {_type(value)}", key)
         for name, item in value.items():
-            if not key_re.match(name):
+            if not key_re.fullmatch(name):
                 self.fail(f"[{key}] key {name!r} is not {what}", name, key)
             if not isinstance(item, str):
                 self.fail(f"[{key}] {name!r} must be a string, not {_type(item)}", name, key)

@@ -228,3 +228,18 @@ def test_agent_imports_only_what_the_sandbox_has() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_a_run_has_at_most_one_error() -> None:
+    from nullspace.agent.runs import Run, RunRequest
+
+    run = Run(RunRequest("1"))
+    run.emit(messages.error_event("ValueError", "bad"))
+    run.emit(messages.kernel_died(-9))
+    run.finish("error")
+    events = []
+    while not run._events.empty():
+        events.append(run._events.get_nowait())
+    assert [e and e["type"] for e in events] == ["error", "stderr", "end_of_execution", None]
+    assert events[1]["text"] == "\n[nullspace: KernelDied: the kernel exited (killed by signal 9, SIGKILL)]\n"
+    assert events[1]["timestamp"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +136,7 @@ def test_run_streams_lines_and_names_the_failing_step(tmp_path: Path) -> None:
     with pytest.raises(TemplateBuildError) as info, log.step_scope("pip"):
         _process.run([sys.executable, "-c", "print('one'); print('two'); raise SystemExit(3)"],
                      log, label="pip install")  # fmt: skip
-    assert (
-        str(info.value) == "template build failed at step 'pip': pip install exited with status 3"
-    )
+    assert str(info.value) == "template build failed at step 'pip': pip install exited with status 3"
     assert info.value.log.splitlines()[-2:] == ["one", "two"]
     assert [e.message for e in events if e.kind == "log"][-2:] == ["one", "two"]
     assert all(e.step == "pip" and e.index == 5 for e in events)
@@ -157,17 +156,13 @@ def test_step_scope_wraps_os_errors(tmp_path: Path) -> None:
 def test_run_keeps_only_the_tail(tmp_path: Path) -> None:
     log = _process.BuildLog(builder.STEPS, None)
     with pytest.raises(TemplateBuildError) as info, log.step_scope("bootstrap"):
-        _process.run(
-            [sys.executable, "-c", "[print(i) for i in range(1000)]; raise SystemExit(1)"], log
-        )
+        _process.run([sys.executable, "-c", "[print(i) for i in range(1000)]; raise SystemExit(1)"], log)
     lines = info.value.log.splitlines()
     assert len(lines) == _process.TAIL_LINES and lines[-1] == "999"
 
 
 def test_bwrap_argv_isolates_the_chroot(tmp_path: Path) -> None:
-    argv = _process.bwrap_argv(
-        tmp_path, ["/bin/true"], ro_binds=[(tmp_path / "w.whl", "/tmp/w/w.whl")]
-    )
+    argv = _process.bwrap_argv(tmp_path, ["/bin/true"], ro_binds=[(tmp_path / "w.whl", "/tmp/w/w.whl")])
     assert argv[:4] == ["bwrap", "--bind", str(tmp_path), "/"]
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
         assert flag in argv
@@ -184,3 +179,36 @@ def test_debian_sources(monkeypatch: pytest.MonkeyPatch) -> None:
         "deb http://mirror.example/debian-security bookworm-security main",
     ]
     assert builder.debian_sources("sid") == ["deb http://mirror.example/debian sid main"]
+
+
+def test_stale_builds_of_this_name_only_are_removed(tmp_path: Path, fake: Any) -> None:
+    templates = tmp_path / "templates"
+    (templates / ".build-code.crashed/rootfs").mkdir(parents=True)
+    (templates / ".build-code-interpreter.running/rootfs").mkdir(parents=True)
+    ensure_template(spec_named("code"), tmp_path)
+    assert not (templates / ".build-code.crashed").exists()
+    assert (templates / ".build-code-interpreter.running").is_dir()  # another name's build
+
+
+def test_cancelling_a_step_kills_its_process_group(tmp_path: Path) -> None:
+    log = _process.BuildLog(builder.STEPS, None)
+    pids: list[int] = []
+
+    def cancel(line: str) -> None:
+        pids.append(int(line))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), log.step_scope("bootstrap"):
+        _process.run(["sh", "-c", "sleep 30 & echo $!; wait"], log, on_line=cancel)
+    status = Path(f"/proc/{pids[0]}/status")
+    deadline = time.monotonic() + 5  # SIGKILL takes effect asynchronously
+
+    def gone() -> bool:
+        try:
+            return "\nState:\tZ" in status.read_text()
+        except FileNotFoundError:
+            return True
+
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone()

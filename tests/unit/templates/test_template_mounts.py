@@ -65,9 +65,7 @@ def test_symlink_at_a_parent_is_rejected(rootfs: Path, parent: str, point: str) 
     # Even a relative link that stays inside the rootfs: bwrap would follow it on the host.
     target = rootfs / "outside" / "copy"
     shutil.copytree(rootfs / parent.lstrip("/"), target, symlinks=True)
-    replace_with_symlink(
-        rootfs, parent, os.path.relpath(target, (rootfs / parent.lstrip("/")).parent)
-    )
+    replace_with_symlink(rootfs, parent, os.path.relpath(target, (rootfs / parent.lstrip("/")).parent))
     with pytest.raises(TemplateBuildError, match=f"{parent} is a symlink"):
         check_mount_points(rootfs)
 

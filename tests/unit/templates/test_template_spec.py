@@ -75,9 +75,7 @@ def test_full_spec(tmp_path: Path) -> None:
 def test_digest_is_stable_and_content_addressed(tmp_path: Path) -> None:
     text = 'pip = ["numpy", "pandas"]\n[env]\nA = "1"\nB = "2"\n'
     a = load_spec(write(tmp_path, text, "t.toml"))
-    b = load_spec(
-        write(tmp_path / "..", text.replace('A = "1"\nB = "2"', 'B = "2"\nA = "1"'), "t.toml")
-    )
+    b = load_spec(write(tmp_path / "..", text.replace('A = "1"\nB = "2"', 'B = "2"\nA = "1"'), "t.toml"))
     assert a.digest == b.digest  # table order and file location do not matter
     assert len(a.digest) == 64 and int(a.digest, 16) >= 0
     assert parse_spec(a.to_dict()).digest == a.digest  # round trip
@@ -127,9 +125,7 @@ BAD_SPECS = [
 
 
 @pytest.mark.parametrize(("source", "problem", "line"), BAD_SPECS)
-def test_bad_specs_name_file_line_and_problem(
-    tmp_path: Path, source: str, problem: str, line: int
-) -> None:
+def test_bad_specs_name_file_line_and_problem(tmp_path: Path, source: str, problem: str, line: int) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(source)
     with pytest.raises(TemplateSpecError) as info:
@@ -146,6 +142,23 @@ def test_truncated_toml_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(TemplateSpecError, match="invalid TOML") as info:
         load_spec(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"name": "abc\n"},
+        {"name": "x", "pip": ["numpy\n"]},
+        {"name": "x", "apt": ["curl\n"]},
+        {"name": "x", "user": "user\n"},
+        {"name": "x", "workdir": "/home/user\n"},
+        {"name": "x", "env": {"A\n": "1"}},
+        {"name": "x", "kernels": {"python": "python3\n"}},
+    ],
+)
+def test_trailing_newlines_are_rejected(data: dict) -> None:
+    with pytest.raises(TemplateSpecError):
+        parse_spec(data)
 
 
 def test_unreadable_spec(tmp_path: Path) -> None:
