@@ -84,7 +84,7 @@ class SandboxManager:
         request = SandboxRequest(
             sandbox_id=sid, rootfs=image.rootfs, host_uid=uid,
             limits=Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids),
-            disk_bytes=record.disk_mb * MiB, env=dict(req.envs or {}),
+            disk_bytes=record.disk_mb * MiB, env={**image.spec.env, **(req.envs or {})},
             workdir=image.spec.workdir,
         )
         try:
