@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -163,4 +164,10 @@ def remove_tree(path: Path) -> None:
         )
     trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=path.parent))
     os.rename(path, trash / "t")
-    shutil.rmtree(trash)
+    try:
+        shutil.rmtree(trash)
+    except OSError:
+        # e.g. a killed build's last child still wrote a file; retry once, then leave the
+        # trash for the next build of this data dir to sweep (it is already out of sight).
+        time.sleep(0.5)
+        shutil.rmtree(trash, ignore_errors=True)

@@ -111,10 +111,13 @@ def build_locked(spec: TemplateSpec, data_dir: Path, on_progress: ProgressCallba
 
 
 def _remove_stale(root: Path, name: str) -> None:
-    """Leftovers of crashed builds of `name` (we hold its lock, so none is running)."""
-    stale_trash = [p for p in root.glob(".trash-*") if time.time() - p.stat().st_mtime > 3600]
-    for path in [*root.glob(f".build-{name}.*"), *stale_trash]:
+    """Leftovers of crashed builds of `name` (we hold its lock, so none is running), and trash
+    older than an hour that a failed removal left behind."""
+    now = time.time()
+    for path in [*root.glob(f".build-{name}.*"), *root.glob(".trash-*"), *root.glob("*/.trash-*")]:
         try:
+            if path.name.startswith(".trash-") and now - path.stat().st_mtime < 3600:
+                continue  # possibly being deleted right now
             _store.remove_tree(path)
         except (OSError, TemplateBuildError):
             pass  # something is mounted inside, or it vanished meanwhile: leave it

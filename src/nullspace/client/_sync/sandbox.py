@@ -162,9 +162,7 @@ class Sandbox:
         api = cls._client(api_url, api_key, request_timeout, http_client, transport)
         try:
             api.ensure_server()
-            info = SandboxInfo.from_dict(
-                api.request("GET", f"/v1/sandboxes/{quote(sandbox_id, safe='')}")
-            )
+            info = SandboxInfo.from_dict(api.request("GET", f"/v1/sandboxes/{quote(sandbox_id, safe='')}"))
             if info.state != "running":
                 reason = f" ({info.end_reason})" if info.end_reason else ""
                 raise SandboxNotFoundError(f"sandbox {sandbox_id} is {info.state}{reason}")
@@ -365,14 +363,10 @@ class Sandbox:
         data = self._api.request("GET", self._path("contexts"), timeout=request_timeout)
         return [Context.from_dict(item) for item in data or []]
 
-    def restart_context(
-        self, context: Context | str, request_timeout: float | None = None
-    ) -> Context:
+    def restart_context(self, context: Context | str, request_timeout: float | None = None) -> Context:
         """Restart a context's kernel: its state is gone, its id stays."""
         cid = quote(context_id(context) or "", safe="")
-        data = self._api.request(
-            "POST", self._path("contexts", cid, "restart"), timeout=request_timeout
-        )
+        data = self._api.request("POST", self._path("contexts", cid, "restart"), timeout=request_timeout)
         return Context.from_dict(data)
 
     def remove_context(self, context: Context | str, request_timeout: float | None = None) -> None:

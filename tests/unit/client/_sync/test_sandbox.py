@@ -184,9 +184,7 @@ def test_run_code_assembles_execution_and_fires_callbacks_in_order() -> None:
     assert execution.execution_count == 3
     assert execution.text == "2"
     assert [r.formats() for r in execution.results] == [["text", "png"], ["text"]]
-    assert execution.limits == [
-        {"resource": "memory", "limit": 1024, "message": "close to the limit"}
-    ]
+    assert execution.limits == [{"resource": "memory", "limit": 1024, "message": "close to the limit"}]
     assert execution.error is None
     (body,) = api.bodies("POST", "/execute")
     assert body == {
@@ -384,9 +382,7 @@ def test_context_lifecycle() -> None:
 
 
 def test_ensure_server_drives_the_start_flow(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = nullspace.client._config.ConnectionConfig.resolve(
-        env={"NULLSPACE_HOME": "/nonexistent"}
-    )
+    config = nullspace.client._config.ConnectionConfig.resolve(env={"NULLSPACE_HOME": "/nonexistent"})
     client = _http.APIClient(config)
     assert client._may_start_server
     actions: list[str] = []
