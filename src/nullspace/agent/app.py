@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import messages
+from . import configure, messages
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry
 from .runs import Run, RunRequest
@@ -206,6 +206,7 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             Route("/contexts/{context_id}/restart", restart_context, methods=["POST"]),
             Route("/contexts/{context_id}", delete_context, methods=["DELETE"]),
             Route("/execute", execute, methods=["POST"]),
+            *configure.routes,
         ],
         exception_handlers={
             AgentError: _agent_error,

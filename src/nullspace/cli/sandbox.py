@@ -70,3 +70,22 @@ def kill(sandbox_id: str) -> None:
     except NullspaceError as exc:
         _fail(exc)
     console.print(f"killed {sandbox_id}")
+
+
+@app.command()
+def pools() -> None:
+    """Show the server's warm pools (target, ready, starting, claimed per template)."""
+    from ..client._config import ConnectionConfig
+    from ..client._sync._http import APIClient
+
+    api = APIClient(ConnectionConfig.resolve())
+    try:
+        status = api.request("GET", "/v1/pools")
+    except NullspaceError as exc:
+        _fail(exc)
+    finally:
+        api.close()
+    table = Table("template", "target", "ready", "starting", "claimed")
+    for name, row in (status or {}).items():
+        table.add_row(name, *(str(row[k]) for k in ("target", "ready", "starting", "claimed")))
+    console.print(table)

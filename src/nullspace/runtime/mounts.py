@@ -22,6 +22,7 @@ from pathlib import Path
 
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_REMOUNT = 0x20
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -103,6 +104,12 @@ def prepare(
         teardown(base)
         raise
     return sfs
+
+
+def resize(base: Path, disk_bytes: int) -> None:
+    """Change the size limit of a sandbox's writable layer (a pooled sandbox being claimed)."""
+    mount("nullspace", SandboxFilesystem(base).storage, "tmpfs",
+          MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={disk_bytes}")
 
 
 def teardown(base: Path) -> None:

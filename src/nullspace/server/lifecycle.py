@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError
+from ..runtime import mounts
 from ..runtime.cgroups import Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
+from ..templates import TemplateImage
 from .agent_client import AgentClient, AgentError
 from .models import CreateSandbox
+from .pool import WarmPool
 from .settings import MiB, Settings
 from .store import RUNNING, SandboxRecord, Store
 from .template_resolver import TemplateResolver
@@ -22,6 +25,10 @@ from .template_resolver import TemplateResolver
 log = logging.getLogger(__name__)
 
 UID_COUNT = 65_536
+
+
+def new_sandbox_id() -> str:
+    return "sb_" + secrets.token_hex(8)
 
 
 @dataclass
@@ -41,7 +48,8 @@ class SandboxManager:
         self.runtime = runtime
         self.templates = templates
         self.live: dict[str, LiveSandbox] = {}
-        self._starting_uids: set[int] = set()
+        self.uids: set[int] = set()  # host uids of every sandbox we run or are starting
+        self.pool: WarmPool | None = None
 
     # -- lifecycle of the manager ---------------------------------------------------------
     async def startup(self) -> None:
@@ -50,8 +58,12 @@ class SandboxManager:
         removed = await asyncio.to_thread(self.runtime.cleanup_leftovers)
         if dead or removed:
             log.info("recovery: %d sandboxes marked dead, %d leftovers removed", len(dead), len(removed))
+        self.pool = WarmPool(self, self.settings.pool_sizes)
+        self.pool.start()
 
     async def shutdown(self) -> None:
+        if self.pool:
+            await self.pool.close()
         await asyncio.gather(
             *(self.kill(sid, "dead", "the server stopped") for sid in list(self.live)),
             return_exceptions=True,
@@ -69,38 +81,25 @@ class SandboxManager:
         cpu = req.cpu or d.cpu
         if cpu > s.max_cpu:
             raise InvalidArgumentError(f"cpu {cpu} is over the {s.max_cpu:g} cores of this host")
-        if len(self.live) + len(self._starting_uids) >= s.max_sandboxes:
+        if len(self.uids) >= s.max_sandboxes:
             raise CapacityError(f"this server runs at most {s.max_sandboxes} sandboxes")
         image = await self.templates.resolve(req.template)
-        sid = "sb_" + secrets.token_hex(8)
-        uid = self._allocate_uid()
+        limits = Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids)
+        disk_mb = req.disk_mb or d.disk_mb
+        envs = dict(req.envs or {})
+        booted = await self._claim_warm(req.template, image.digest, limits, disk_mb, envs)
+        if booted is None:
+            sid = new_sandbox_id()
+            uid = self._allocate_uid()
+            running, agent = await self.boot(image, sid, uid, limits, disk_mb, envs)
+        else:
+            sid, uid, running, agent = booted
         now = time.time()
         record = SandboxRecord(
             id=sid, template=req.template, digest=image.digest, state=RUNNING,
             created_at=now, end_at=now + timeout, metadata=req.metadata or {},
-            env_keys=sorted(req.envs or {}), cpu=cpu, memory_mb=memory_mb,
-            disk_mb=req.disk_mb or d.disk_mb, host_uid=uid,
+            env_keys=sorted(envs), cpu=cpu, memory_mb=memory_mb, disk_mb=disk_mb, host_uid=uid,
         )
-        request = SandboxRequest(
-            sandbox_id=sid, rootfs=image.rootfs, host_uid=uid,
-            limits=Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids),
-            disk_bytes=record.disk_mb * MiB, env={**image.spec.env, **(req.envs or {})},
-            workdir=image.spec.workdir,
-        )
-        try:
-            running = await self.runtime.start(request)
-            agent = AgentClient(running.agent_socket)
-            try:
-                await agent.wait_ready(s.agent_ready_timeout, running.exited)
-            except BaseException as exc:
-                tail = running.output_tail()[-2000:]
-                await agent.aclose()
-                await self.runtime.stop(running)
-                if isinstance(exc, AgentError):
-                    raise AgentError(f"{exc}; agent output: {tail}") from None
-                raise
-        finally:
-            self._starting_uids.discard(uid)
         await self.store.insert_sandbox(record)
         live = LiveSandbox(record, running, agent)
         self.live[sid] = live
@@ -108,12 +107,62 @@ class SandboxManager:
         live.watcher = asyncio.create_task(self._watch(live))
         return record
 
+    async def boot(
+        self, image: TemplateImage, sid: str, uid: int, limits: Limits, disk_mb: int, envs: dict[str, str]
+    ) -> tuple[RunningSandbox, AgentClient]:
+        """Start a sandbox and wait until its agent's default kernel answers; the uid is taken."""
+        request = SandboxRequest(
+            sandbox_id=sid, rootfs=image.rootfs, host_uid=uid, limits=limits,
+            disk_bytes=disk_mb * MiB, env={**image.spec.env, **envs}, workdir=image.spec.workdir,
+        )
+        try:
+            running = await self.runtime.start(request)
+        except BaseException:
+            self.uids.discard(uid)
+            raise
+        agent = AgentClient(running.agent_socket)
+        try:
+            await agent.wait_ready(self.settings.agent_ready_timeout, running.exited)
+        except BaseException as exc:
+            tail = running.output_tail()[-2000:]
+            await self.discard(running, agent, uid)
+            if isinstance(exc, AgentError):
+                raise AgentError(f"{exc}; agent output: {tail}") from None
+            raise
+        return running, agent
+
+    async def discard(self, running: RunningSandbox, agent: AgentClient, uid: int) -> None:
+        """Tear down a sandbox that has no record (a failed start or a pool sandbox)."""
+        try:
+            await agent.aclose()
+            await self.runtime.stop(running)
+        finally:
+            self.uids.discard(uid)
+
+    async def _claim_warm(
+        self, template: str, digest: str, limits: Limits, disk_mb: int, envs: dict[str, str]
+    ) -> tuple[str, int, RunningSandbox, AgentClient] | None:
+        """Take a pre-warmed sandbox and give it the caller's limits and envs, or None."""
+        warm = self.pool.claim(template, digest) if self.pool else None
+        if warm is None:
+            return None
+        try:
+            await asyncio.to_thread(warm.running.cgroup.set_limits, limits)
+            if disk_mb != warm.disk_mb:
+                await asyncio.to_thread(mounts.resize, warm.running.base, disk_mb * MiB)
+            if envs:
+                await warm.agent.request("POST", "/configure", json_body={"envs": envs})
+        except Exception:
+            log.exception("could not configure pooled sandbox %s; starting cold", warm.sid)
+            await self.discard(warm.running, warm.agent, warm.uid)
+            return None
+        return warm.sid, warm.uid, warm.running, warm.agent
+
     def _allocate_uid(self) -> int:
-        used = {lv.record.host_uid for lv in self.live.values()} | self._starting_uids
         base = self.settings.uid_base
         for uid in range(base, base + UID_COUNT):
-            if uid not in used:
-                self._starting_uids.add(uid)
+            if uid not in self.uids:
+                self.uids.add(uid)
                 return uid
         raise CapacityError("no free sandbox uid")
 
@@ -146,8 +195,7 @@ class SandboxManager:
             live.timer.cancel()
         await self.store.mark_ended(sandbox_id, state, reason or f"sandbox {sandbox_id} was killed")
         try:
-            await live.agent.aclose()
-            await self.runtime.stop(live.running)
+            await self.discard(live.running, live.agent, live.record.host_uid)
         finally:
             self.live.pop(sandbox_id, None)
             if live.watcher and live.watcher is not asyncio.current_task():

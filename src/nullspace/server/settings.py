@@ -36,6 +36,7 @@ class Settings:
     max_sandboxes: int = 1000
     max_body_bytes: int = 16 * MiB
     agent_ready_timeout: float = 60.0
+    pool_sizes: dict[str, int] = field(default_factory=lambda: {"code-interpreter": 2})
 
     @property
     def instance(self) -> str:
