@@ -121,7 +121,7 @@ class LocalRuntime:
                 workdir=request.workdir,
                 seccomp_fd=seccomp_fd,
             )
-            process, exited = self.reaper.spawn(
+            process, exited = await self.reaper.spawn(
                 build_argv(policy),
                 pass_fds=(listener.fileno(), seccomp_fd),
                 stdin=subprocess.DEVNULL,

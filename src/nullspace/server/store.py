@@ -82,6 +82,7 @@ class Store:
         db = await aiosqlite.connect(path)
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of us, fsync only at checkpoints
         await db.executescript(SCHEMA)
         await db.commit()
         return cls(db)

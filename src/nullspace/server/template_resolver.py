@@ -42,7 +42,7 @@ class TemplateResolver:
         log_path = self.data_dir / "logs" / f"build-{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log_file:
-            _, exited = self.reaper.spawn(
+            _, exited = await self.reaper.spawn(
                 [sys.executable, "-m", "nullspace", "template", "build", name, "--data-dir", str(self.data_dir)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             )

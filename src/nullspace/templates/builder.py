@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nullspace._exceptions import TemplateBuildError
-from nullspace.templates import _python, _rootfs, _store
+from nullspace.templates import _kernels, _python, _rootfs, _store
 from nullspace.templates._models import ProgressCallback, TemplateImage
 from nullspace.templates._process import CHROOT_PATH, BuildLog, run
 from nullspace.templates.mounts import check_mount_points
@@ -134,6 +134,8 @@ def _run_steps(spec: TemplateSpec, data_dir: Path, build_dir: Path, log: BuildLo
                 f"--include={','.join(packages)}",
                 *(f"--dpkgopt={opt}" for opt in _DPKG_OPTS),
                 "--aptopt=Acquire::Retries \"3\"",
+                # man pages are excluded, but update-alternatives (openjdk) links into man1
+                '--setup-hook=mkdir -p "$1/usr/share/man/man1"',
                 spec.base_ref, str(rootfs), *debian_sources(spec.base_ref),
             ],
             log,
@@ -151,7 +153,7 @@ def _run_steps(spec: TemplateSpec, data_dir: Path, build_dir: Path, log: BuildLo
     with log.step_scope("pip"):
         _python.install_wheels(rootfs, requirements, wheels, log)
     with log.step_scope("kernels"):
-        _python.configure_kernels(rootfs, spec.kernels, log)
+        _kernels.configure_kernels(rootfs, spec.kernels, log)
     with log.step_scope("finalize"):
         _finalize(spec, rootfs)
     with log.step_scope("commit"):
@@ -177,6 +179,7 @@ def _finalize(spec: TemplateSpec, rootfs: Path) -> None:
         "base": spec.base,
         "builder_version": BUILDER_VERSION,
         "kernels": dict(spec.kernels),
+        "prestart": _kernels.prestart_languages(spec.kernels),
         "env": {**DEFAULT_ENV, **spec.env},
         "user": spec.user,
         "uid": uid,

@@ -1,0 +1,189 @@
+"""Per-language kernel installation for the template builder (the "kernels" step).
+
+Every language of a spec's ``[kernels]`` table gets a kernelspec under
+``/opt/venv/share/jupyter/kernels/<kernelspec>/kernel.json`` with an absolute argv, so the agent
+(which runs on ``/opt/venv/bin/python``) finds it without any ``JUPYTER_PATH``. All of it is
+written from the host as plain files: no code from the rootfs runs here, and nothing needs the
+network. The packages themselves come from the spec's ``apt``/``pip`` lists:
+
+=========== ======================== ==================================================
+language    kernelspec (builtin)     packages
+=========== ======================== ==================================================
+python      ``python3``              pip ``ipykernel`` (see `_python.configure_python_kernel`)
+r           ``ir``                   apt ``r-base-core r-cran-irkernel`` (IRkernel)
+javascript  ``deno``                 pip ``deno`` (the binary; ``deno jupyter --kernel``)
+typescript  the javascript kernel    (Deno runs TypeScript natively)
+java        ``java``                 apt ``openjdk-17-jdk-headless``, pip ``jjava``
+bash        ``nullspace-bash``       none: our kernel, shipped with the agent
+            ``bash``                 pip ``bash_kernel`` (the stock kernel)
+=========== ======================== ==================================================
+
+A language without a setup function here (a custom kernel) must bring its own kernelspec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from nullspace._exceptions import TemplateBuildError
+from nullspace.templates import _python
+from nullspace.templates._process import BuildLog
+from nullspace.templates._rootfs import inside, write_json
+
+__all__ = ["BASH_KERNEL_PATH", "KERNEL_SETUP", "PRESTART", "configure_kernels", "prestart_languages"]
+
+KERNELS_DIR = f"{_python.VENV}/share/jupyter/kernels"
+AGENT_LIB = "/opt/nullspace/lib"  # = nullspace.runtime.policy.AGENT_LIB (bound read-only in every sandbox)
+BASH_KERNEL_PATH = f"{AGENT_LIB}/nullspace_agent/bash_kernel.py"
+"""Our Bash kernel runs from the agent's read-only mount: it ships (and updates) with the agent."""
+
+DENO_DIR = "/tmp/.deno"  # Deno's cache must be writable; /tmp is a per-sandbox tmpfs
+
+# JVM flags for JJava: C1 only and the serial GC start the JVM ~0.5 s faster and keep it
+# small (fewer GC/compiler threads count against the pids limit); the add-opens let the
+# per-run env snippet update the map behind System.getenv() (agent/snippets.py).
+JAVA_FLAGS: tuple[str, ...] = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",  # no /tmp/hsperfdata_* files
+    "-Djava.awt.headless=true",
+    "--add-opens", "jdk.jshell/jdk.jshell=ALL-UNNAMED",  # what jjava's own launcher adds
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+)  # fmt: skip
+
+PRESTART: tuple[str, ...] = ("bash", "javascript", "r")
+"""Languages whose kernels are cheap enough (small, few threads, < 1.5 s) to start ahead of
+need; written to template.json ``prestart`` in this order. Java (a JVM: ~150 MB, dozens of
+threads) starts on first use."""
+
+
+def _write_spec(rootfs: Path, kernelspec: str, data: dict) -> None:
+    write_json(inside(rootfs, f"{KERNELS_DIR}/{kernelspec}/kernel.json"), data)
+
+
+def _require(rootfs: Path, path: str, language: str, package: str) -> None:
+    if not inside(rootfs, path).exists():
+        raise TemplateBuildError(f"language {language!r} needs {package} ({path} is missing)")
+
+
+def configure_r(rootfs: Path, kernelspec: str) -> None:
+    """IRkernel from Debian (``IRkernel::installspec()`` would write the same, minus paths)."""
+    _require(rootfs, "/usr/bin/R", "r", "apt 'r-base-core'")
+    _require(rootfs, "/usr/lib/R/site-library/IRkernel", "r", "apt 'r-cran-irkernel'")
+    _write_spec(
+        rootfs,
+        kernelspec,
+        {
+            "argv": ["/usr/bin/R", "--no-echo", "--no-save", "--no-restore", "-e", "IRkernel::main()",
+                     "--args", "{connection_file}"],
+            "display_name": "R",
+            "language": "R",
+            "interrupt_mode": "signal",
+        },
+    )  # fmt: skip
+
+
+def configure_deno(rootfs: Path, kernelspec: str) -> None:
+    """Deno's built-in Jupyter kernel (what ``deno jupyter --install`` writes, with our paths)."""
+    deno = f"{_python.VENV}/bin/deno"
+    _require(rootfs, deno, "javascript", "pip 'deno'")
+    _write_spec(
+        rootfs,
+        kernelspec,
+        {
+            "argv": [deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
+            "display_name": "Deno",
+            "language": "typescript",
+            "interrupt_mode": "signal",
+            "env": {
+                "DENO_DIR": DENO_DIR,
+                "DENO_NO_UPDATE_CHECK": "1",
+                "DENO_NO_PROMPT": "1",
+                "NO_COLOR": "1",
+            },
+        },
+    )
+
+
+def configure_java(rootfs: Path, kernelspec: str) -> None:
+    """JJava, started directly: its launcher jar would start a second JVM (+0.5–1 s)."""
+    _require(rootfs, "/usr/bin/java", "java", "apt 'openjdk-17-jdk-headless'")
+    jar = f"{KERNELS_DIR}/java/jjava.jar"  # where the jjava wheel puts it
+    _require(rootfs, jar, "java", "pip 'jjava'")
+    _write_spec(
+        rootfs,
+        kernelspec,
+        {
+            "argv": ["/usr/bin/java", *JAVA_FLAGS, "-jar", jar, "{connection_file}"],
+            "display_name": "Java (JJava)",
+            "language": "java",
+            "interrupt_mode": "message",
+            "env": {},
+        },
+    )
+
+
+def configure_bash(rootfs: Path, kernelspec: str) -> None:
+    """``nullspace-bash`` (ours, see agent/bash_kernel.py) or the stock ``bash_kernel``."""
+    if kernelspec == "nullspace-bash":
+        argv = [f"{_python.VENV}/bin/python", "-I", BASH_KERNEL_PATH, "-f", "{connection_file}"]
+        name = "Bash (nullspace)"
+    else:
+        if _python.installed_version(rootfs, "bash_kernel") is None:
+            raise TemplateBuildError(
+                f"language 'bash' with kernelspec {kernelspec!r} needs pip 'bash_kernel' "
+                "(or use kernelspec 'nullspace-bash', which needs nothing)"
+            )
+        argv = [f"{_python.VENV}/bin/python", "-m", "bash_kernel", "-f", "{connection_file}"]
+        name = "Bash"
+    _write_spec(
+        rootfs,
+        kernelspec,
+        {
+            "argv": argv,
+            "display_name": name,
+            "language": "bash",
+            "interrupt_mode": "signal",
+            "env": {"PS1": "$ ", "PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb"},
+        },
+    )
+
+
+KERNEL_SETUP: Mapping[str, Callable[[Path, str], None]] = {
+    "python": _python.configure_python_kernel,
+    "r": configure_r,
+    "javascript": configure_deno,
+    "typescript": configure_deno,
+    "java": configure_java,
+    "bash": configure_bash,
+}
+"""Language → function that writes (and checks) its kernelspec."""
+
+
+def configure_kernels(rootfs: Path, kernels: Mapping[str, str], log: BuildLog) -> None:
+    """Configure every kernel named in the spec (each kernelspec once)."""
+    done: set[str] = set()
+    for language, kernelspec in kernels.items():
+        log.line(f"kernel {language}: {kernelspec}")
+        if kernelspec in done:
+            continue
+        setup = KERNEL_SETUP.get(language)
+        if setup is not None:
+            setup(rootfs, kernelspec)
+        else:
+            _python.require_kernelspec(rootfs, language, kernelspec)
+        done.add(kernelspec)
+    for path in sorted(inside(rootfs, KERNELS_DIR).glob("*/kernel.json")):
+        try:
+            argv = json.loads(path.read_text()).get("argv") or ["?"]
+        except ValueError:
+            argv = ["(unreadable)"]
+        log.line(f"kernelspec {path.parent.name}: {argv[0]}")
+
+
+def prestart_languages(kernels: Mapping[str, str]) -> list[str]:
+    """The template's languages that the agent starts ahead of need (template.json ``prestart``)."""
+    return [language for language in PRESTART if language in kernels]
