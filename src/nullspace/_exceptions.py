@@ -12,10 +12,13 @@ Every error the SDK raises derives from `NullspaceError`::
     │   │   └── TemplateNotFoundError          code "template_not_found"
     │   ├── ConflictError             409      code "conflict"
     │   ├── PayloadTooLargeError      413      code "payload_too_large"
+    │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
     │   ├── CapacityError             503      code "capacity"
     │   └── ServerError               5xx      code "internal"
     ├── TransportError                the server could not be reached
     ├── ExecutionTimeoutError         a run exceeded its timeout (the kernel was interrupted)
+    ├── CommandExitError              a command exited non-zero (carries stdout, stderr, exit_code)
+    │   └── CommandTimeoutError       a command hit its timeout (its process tree was killed)
     └── TemplateBuildError            a template could not be built
 
 The server picks the `code`; the client picks the class from it (`error_for`), never from the
@@ -85,6 +88,13 @@ class PayloadTooLargeError(APIError):
     default_code = "payload_too_large"
 
 
+class DiskFullError(APIError):
+    """A write did not fit in the sandbox's disk (`disk_mb`); the target file was left as it was."""
+
+    status_code = 507
+    default_code = "disk_full"
+
+
 class CapacityError(APIError):
     status_code = 503
     default_code = "capacity"
@@ -110,6 +120,30 @@ class ExecutionTimeoutError(NullspaceError):
         self.execution = execution
 
 
+class CommandExitError(NullspaceError):
+    """A command exited with a non-zero code (or was killed).
+
+    Attributes:
+        stdout: Everything it printed on stdout.
+        stderr: Everything it printed on stderr.
+        exit_code: Its exit code (128 + N when killed by signal N).
+        error: What ended it, when it did not simply exit (timeout, kill, signal), else None.
+        result: The whole `CommandResult`.
+    """
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+        self.stdout: str = getattr(result, "stdout", "")
+        self.stderr: str = getattr(result, "stderr", "")
+        self.exit_code: int | None = getattr(result, "exit_code", None)
+        self.error: str | None = getattr(result, "error", None)
+
+
+class CommandTimeoutError(CommandExitError):
+    """A command ran past its `timeout`; its whole process tree was killed."""
+
+
 class TemplateBuildError(NullspaceError):
     """A template build failed; `log` holds the failing step's output."""
 
@@ -129,6 +163,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         TemplateNotFoundError,
         ConflictError,
         PayloadTooLargeError,
+        DiskFullError,
         CapacityError,
         ServerError,
     )
@@ -143,6 +178,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     413: PayloadTooLargeError,
     422: InvalidArgumentError,
     503: CapacityError,
+    507: DiskFullError,
 }
 
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import configure, messages
+from . import commands, configure, files, messages
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry
 from .runs import Run, RunRequest
@@ -207,6 +207,8 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             Route("/contexts/{context_id}", delete_context, methods=["DELETE"]),
             Route("/execute", execute, methods=["POST"]),
             *configure.routes,
+            *commands.routes,
+            *files.routes,
         ],
         exception_handlers={
             AgentError: _agent_error,

@@ -133,6 +133,8 @@ class Wire:
 class Bash:
     """The persistent shell: stdout on a pty, stderr on a pipe, commands on a pipe."""
 
+    TRAP = "trap 'return 130 2>/dev/null' INT"  # an interrupt ends the sourced cell
+
     def __init__(self, workdir: str) -> None:
         self.workdir = workdir
         self.token = secrets.token_hex(8)
@@ -160,7 +162,7 @@ class Bash:
         self.err_fd = self.proc.stderr.fileno()
         for fd in (self.out_fd, self.err_fd):
             os.set_blocking(fd, False)
-        self.send("trap 'return 130 2>/dev/null' INT\n")
+        self.send(self.TRAP + "\n")
 
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
@@ -173,9 +175,11 @@ class Bash:
             if not code.endswith("\n"):
                 fh.write("\n")
         cell = self.cell.replace("'", "'\\''")
+        # The trap is set again after every cell: bash does not run an INT trap a second time
+        # after a previous one left through `return`.
         self.send(
             f". '{cell}' </dev/null; printf '\\0NSDONE{self.token} %d\\0' $?; "
-            f"printf '\\0NSDONE{self.token}\\0' >&2\n"
+            f"trap - INT; {self.TRAP}; printf '\\0NSDONE{self.token}\\0' >&2\n"
         )
 
     def alive(self) -> bool:
@@ -255,7 +259,8 @@ class BashKernel:
         self.shell = bind(zmq.ROUTER, "shell_port")
         self.control = bind(zmq.ROUTER, "control_port")
         self.stdin = bind(zmq.ROUTER, "stdin_port")
-        self.iopub = bind(zmq.PUB, "iopub_port")
+        self.iopub = bind(zmq.XPUB, "iopub_port")  # XPUB: we see subscriptions (JEP 65 welcome)
+        self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.hb = bind(zmq.REP, "hb_port")
         self.execution_count = 0
         self.tmpdir = tempfile.mkdtemp(prefix="nsbash-")
@@ -264,7 +269,7 @@ class BashKernel:
         self.err = Stream("stderr", self.bash.err_marker, with_status=False)
         self.parent: dict[str, Any] | None = None  # the request output is attributed to
         self.running: dict[str, Any] | None = None  # the execute_request in progress
-        self.stderr_tail = b""
+        self.stderr_tail = ""
         self.interrupted = False
         self.exiting = False
 
@@ -278,6 +283,14 @@ class BashKernel:
 
     def reply(self, sock: zmq.Socket, msg: dict[str, Any], msg_type: str, content: dict[str, Any]) -> None:
         self.wire.send(sock, msg_type, content, msg, msg["idents"])
+
+    def on_subscription(self, frame: bytes) -> None:
+        """A client subscribed: greet it, so that it knows iopub is connected without waiting for
+        a status message it may have missed (jupyter_client's wait_for_ready)."""
+        if frame[:1] == b"\x01":
+            topic = frame[1:]
+            self.wire.send(self.iopub, "iopub_welcome", {"subscription": topic.decode(errors="replace")},
+                           None, [topic])  # fmt: skip
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -327,7 +340,7 @@ class BashKernel:
             return
         self.out.reset()
         self.err.reset()
-        self.stderr_tail = b""
+        self.stderr_tail = ""
         self.interrupted = False
         try:
             self.bash.run(code)
@@ -353,9 +366,12 @@ class BashKernel:
                 code = self.bash.proc.wait()
                 self.finish(None, died=True, returncode=code)
             return
-        if stream is self.err and self.running is not None:
-            self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL:]
         text = stream.feed(data)
+        if stream is self.err and text:
+            # bash names the sourced file in its messages: say "bash" like `bash -c` does
+            text = text.replace(self.bash.cell + ": ", "bash: ")
+            if self.running is not None:
+                self.stderr_tail = (self.stderr_tail + text)[-STDERR_TAIL:]
         if text:
             silent = self.running is not None and self.running["content"].get("silent", False)
             if not silent:
@@ -378,7 +394,7 @@ class BashKernel:
                      "traceback": []}  # fmt: skip
             self.restart_bash()
         elif status:
-            tail = self.stderr_tail.decode("utf-8", "replace")
+            tail = self.stderr_tail
             name = "KeyboardInterrupt" if self.interrupted and status == 130 else "BashError"
             error = {"ename": name, "evalue": f"exit status {status}", "traceback": tail.splitlines()}
         if error is not None:
@@ -400,7 +416,7 @@ class BashKernel:
         try:
             while not self.exiting:
                 poller = zmq.Poller()
-                for sock in (self.control, self.hb, self.stdin):
+                for sock in (self.control, self.hb, self.stdin, self.iopub):
                     poller.register(sock, zmq.POLLIN)
                 if self.running is None:
                     poller.register(self.shell, zmq.POLLIN)  # one request at a time
@@ -409,6 +425,8 @@ class BashKernel:
                 ready = dict(poller.poll(1000 if self.running is not None else None))
                 if self.hb in ready:
                     self.hb.send(self.hb.recv())
+                if self.iopub in ready:
+                    self.on_subscription(self.iopub.recv())
                 if self.stdin in ready:
                     self.stdin.recv_multipart()  # allow_stdin is not supported
                 for sock in (self.control, self.shell):

@@ -29,7 +29,7 @@ import os
 import secrets
 import signal
 import subprocess
-import time
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -242,8 +242,6 @@ class Command:
             def wait() -> None:
                 code = proc.wait()
                 loop.call_soon_threadsafe(lambda: future.done() or future.set_result(code))
-
-            import threading
 
             threading.Thread(target=wait, name=f"wait-{self.id}", daemon=True).start()
             return future

@@ -16,7 +16,7 @@ import os
 import uuid
 from typing import Any
 
-from . import messages
+from . import kernel_startup, messages
 from .config import AgentConfig, normalize_language
 from .kernels import Kernel, KernelStartError
 from .runs import Outcome, Run, RunRequest, drive, silent
@@ -311,6 +311,8 @@ class Registry:
             startup_timeout=self.config.startup_timeout,
             oom_score_adj=self.config.oom_score_adj,
             kernel_output=self.config.kernel_output,
+            # IPython kernels load our display hooks (charts, tables): kernel_startup/
+            extra_arguments=kernel_startup.ipython_arguments() if language == "python" else None,
         )
         ctx = Context(str(uuid.uuid4()), language, cwd, kernel, self.config, default=default)
         self.contexts[ctx.id] = ctx

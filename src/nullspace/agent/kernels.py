@@ -101,8 +101,10 @@ class Kernel:
         startup_timeout: float = 60.0,
         oom_score_adj: int = 500,
         kernel_output: str = "null",
+        extra_arguments: list[str] | None = None,
     ) -> None:
         self.kernel_name = kernel_name
+        self.extra_arguments = list(extra_arguments or [])  # appended to the kernelspec argv
         self.cwd = cwd
         self.connection_file = connection_file
         self.env = kernel_env(env)
@@ -129,6 +131,8 @@ class Kernel:
             "independent": True,  # no JPY_PARENT_PID
             "preexec_fn": make_preexec(self.oom_score_adj),
         }
+        if self.extra_arguments:
+            launch["extra_arguments"] = self.extra_arguments  # kept for restarts by jupyter_client
         if self.kernel_output != "inherit":
             launch["stdout"] = subprocess.DEVNULL
             launch["stderr"] = subprocess.DEVNULL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,11 +11,25 @@ from typing import Any
 
 import httpx
 
-from .._exceptions import APIError, ContextNotFoundError, InvalidArgumentError, ServerError
+from .._exceptions import (
+    APIError,
+    ConflictError,
+    ContextNotFoundError,
+    DiskFullError,
+    InvalidArgumentError,
+    NotFoundError,
+    ServerError,
+)
 
 MAX_REPLY_BYTES = 1 << 20
 MAX_EVENT_BYTES = 64 << 20       # one NDJSON line (a big PNG is a few MB)
-_TRUSTED_CODES = {"invalid_argument": InvalidArgumentError, "context_not_found": ContextNotFoundError}
+_TRUSTED_CODES = {
+    "invalid_argument": InvalidArgumentError,
+    "context_not_found": ContextNotFoundError,
+    "not_found": NotFoundError,  # a file or command of the sandbox
+    "conflict": ConflictError,
+    "disk_full": DiskFullError,
+}
 
 
 class AgentError(ServerError):
@@ -76,6 +91,74 @@ class AgentClient:
                         yield event
         except httpx.HTTPError as exc:
             raise AgentError(f"lost the sandbox agent mid-run: {type(exc).__name__}") from exc
+
+    # -- commands and files (server/routes/commands.py, files.py) ---------------------------
+
+    async def stream(self, method: str, path: str, json_body: Any = None) -> AsyncIterator[dict[str, Any]]:
+        """Like `execute` for any NDJSON endpoint: events with a string ``type``, nothing else."""
+        try:
+            async with self._client.stream(method, path, json=json_body, timeout=httpx.Timeout(None, connect=5.0)) as resp:
+                if resp.status_code >= 400:
+                    raise _agent_error(resp.status_code, _parse(await _bounded(resp)))
+                async for line in _lines(resp):
+                    event = _parse(line)
+                    if isinstance(event, dict) and isinstance(event.get("type"), str):
+                        yield event
+        except httpx.HTTPError as exc:
+            raise AgentError(f"lost the sandbox agent mid-stream: {type(exc).__name__}") from exc
+
+    @contextlib.asynccontextmanager
+    async def download(self, params: dict[str, str]) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+        """``GET /files``: (size the agent announced, its bytes). Never more than that size, and
+        a short body is an error, so the caller may pass the size on as Content-Length."""
+        try:
+            async with self._client.stream("GET", "/files", params=params, timeout=httpx.Timeout(60.0, connect=5.0)) as resp:
+                if resp.status_code >= 400:
+                    raise _agent_error(resp.status_code, _parse(await _bounded(resp)))
+                length = resp.headers.get("content-length", "")
+                if resp.status_code != 200 or not length.isdigit() or len(length) > 18:
+                    raise AgentError("the sandbox agent sent a file without a valid Content-Length")
+                size = int(length)
+
+                async def body() -> AsyncIterator[bytes]:
+                    sent = 0
+                    try:
+                        async for chunk in resp.aiter_raw():
+                            sent += len(chunk)
+                            if sent > size:
+                                raise AgentError("the sandbox agent sent more than it announced")
+                            yield chunk
+                    except httpx.HTTPError as exc:
+                        raise AgentError(f"lost the sandbox agent mid-download: {type(exc).__name__}") from exc
+                    if sent != size:
+                        raise AgentError(f"the sandbox agent sent {sent} of {size} bytes")
+
+                yield size, body()
+        except httpx.HTTPError as exc:
+            raise AgentError(f"sandbox agent unreachable: {type(exc).__name__}") from exc
+
+    async def upload(self, params: dict[str, str], content: AsyncIterator[bytes], headers: dict[str, str]) -> Any:
+        """``PUT /files`` with a streamed body; the agent's (bounded) JSON answer."""
+        timeout = httpx.Timeout(120.0, connect=5.0)
+        try:
+            async with self._client.stream("PUT", "/files", params=params, content=content, headers=headers,
+                                           timeout=timeout) as resp:
+                raw = await _bounded(resp)
+        except httpx.HTTPError as exc:
+            raise AgentError(f"lost the sandbox agent mid-upload: {type(exc).__name__}") from exc
+        body = _parse(raw)
+        if resp.status_code >= 400:
+            raise _agent_error(resp.status_code, body)
+        return body
+
+
+async def _bounded(resp: httpx.Response) -> bytes:
+    raw = bytearray()
+    async for chunk in resp.aiter_raw():
+        raw += chunk
+        if len(raw) > MAX_REPLY_BYTES:
+            raise AgentError("agent reply too large")
+    return bytes(raw)
 
 
 async def _lines(resp: httpx.Response) -> AsyncIterator[bytes]:

@@ -16,7 +16,7 @@ from ..runtime.local import LocalRuntime
 from ..runtime.reaper import Reaper
 from . import errors
 from .lifecycle import SandboxManager
-from .routes import code, pools, sandboxes
+from .routes import code, commands, files, pools, sandboxes
 from .settings import Settings
 from .store import Store
 from .template_resolver import TemplateResolver
@@ -52,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sandboxes.router)
     app.include_router(code.router)
     app.include_router(pools.router)
+    app.include_router(commands.router)
+    app.include_router(files.router)
 
     @app.get("/v1/health", tags=["health"])
     async def health() -> dict[str, str]:

@@ -147,9 +147,9 @@ class SandboxManager:
         if warm is None:
             return None
         try:
-            await asyncio.to_thread(warm.running.cgroup.set_limits, limits)
+            warm.running.cgroup.set_limits(limits)  # ~0.1 ms of cgroupfs writes
             if disk_mb != warm.disk_mb:
-                await asyncio.to_thread(mounts.resize, warm.running.base, disk_mb * MiB)
+                mounts.resize(warm.running.base, disk_mb * MiB)
             if envs:
                 await warm.agent.request("POST", "/configure", json_body={"envs": envs})
         except Exception:
@@ -240,7 +240,7 @@ class SandboxManager:
         """Events of one run, with the trusted side's knowledge of limits added."""
         live = await self.require_live(sandbox_id)
         cgroup = live.running.cgroup
-        before = await asyncio.to_thread(cgroup.stats)
+        before = cgroup.stats()  # a few small cgroupfs reads (~0.15 ms): cheaper than a thread hop
         ended = False
         try:
             async for event in live.agent.execute(body):
@@ -264,7 +264,7 @@ class SandboxManager:
             yield {"type": "end_of_execution", "status": "error"}
 
     async def _explain_death(self, live: LiveSandbox, before: Any, event: dict[str, Any]) -> dict[str, Any]:
-        after = await asyncio.to_thread(live.running.cgroup.stats)
+        after = live.running.cgroup.stats()
         if after.oom_kills > before.oom_kills:
             return {
                 **event,
@@ -279,7 +279,7 @@ class SandboxManager:
         return event
 
     async def _limits_hit(self, live: LiveSandbox, before: Any) -> list[dict[str, Any]]:
-        after = await asyncio.to_thread(live.running.cgroup.stats)
+        after = live.running.cgroup.stats()
         hits = []
         if after.pids_max_hits > before.pids_max_hits:
             hits.append({

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = {"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+# File uploads stream into the sandbox, whose disk limit bounds them (server/routes/files.py).
+STREAMED_UPLOADS = ("PUT", re.compile(r"^/v1/sandboxes/[^/]+/files$"))
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
@@ -31,6 +34,8 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == STREAMED_UPLOADS[0] and STREAMED_UPLOADS[1].match(scope["path"]):
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:

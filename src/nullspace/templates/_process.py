@@ -7,7 +7,7 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -40,14 +40,19 @@ class BuildLog:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.step = ""
         self.index = 0
+        self.was_cached = False
 
-    def _emit(self, message: str, kind: str) -> None:
+    def _emit(self, message: str, kind: str, cached: bool = False) -> None:
         if self.file is not None:
             prefix = {"start": "==> ", "done": "<== "}.get(kind, "")
-            self.file.write(f"{prefix}{message}\n")
+            self.file.write(f"{prefix}{message}{' (cached)' if cached else ''}\n")
         if self.on_progress is not None:
-            event = BuildProgress(self.step, self.index, len(self.steps), message, kind)  # type: ignore[arg-type]
+            event = BuildProgress(self.step, self.index, len(self.steps), message, kind, cached)  # type: ignore[arg-type]
             self.on_progress(event)
+
+    def cached(self) -> None:
+        """Mark the current step as reused from the layer cache (reported on its `done`)."""
+        self.was_cached = True
 
     def line(self, text: str) -> None:
         """Record one output line of the current step."""
@@ -61,6 +66,7 @@ class BuildLog:
         names = [n for n, _ in self.steps]
         self.index = names.index(name) + 1
         self.step = name
+        self.was_cached = False
         description = self.steps[self.index - 1][1]
         self.tail.clear()
         self._emit(description, "start")
@@ -74,7 +80,7 @@ class BuildLog:
             raise TemplateBuildError(
                 f"template build failed at step '{name}': {exc}", log=self.tail_text()
             ) from exc
-        self._emit(description, "done")
+        self._emit(description, "done", self.was_cached)
 
     def tail_text(self) -> str:
         """The last `TAIL_LINES` lines of the current step."""
@@ -133,38 +139,59 @@ def run(
         )
 
 
+FILE_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID")
+"""What template `run` commands and file copies keep: enough to chown into the user's home."""
+
+
 def bwrap_argv(
     rootfs: Path,
     argv: Sequence[str],
     *,
     ro_binds: Sequence[tuple[Path, str]] = (),
+    caps: Sequence[str] = (),
+    network: bool = False,
+    env: Mapping[str, str] | None = None,
+    chdir: str = "/",
 ) -> list[str]:
     """A `chroot`-like command: run `argv` inside `rootfs` with bubblewrap.
 
-    As root, without capabilities and without network. bwrap's mounts live in its own mount
-    namespace, so nothing is ever left mounted inside the build directory.
+    As root, without capabilities (but `caps`) and without network (unless `network`, which
+    also binds the host's resolv.conf). `/proc/sys` is read-only: root without capabilities
+    could otherwise still write host-wide sysctls such as `kernel.core_pattern`. bwrap's
+    mounts live in its own mount namespace, so nothing is ever left mounted inside the build
+    directory.
     """
     cmd = [
         "bwrap",
         "--bind", str(rootfs), "/",
         "--dev", "/dev",
         "--proc", "/proc",
+        "--ro-bind", "/proc/sys", "/proc/sys",
         "--tmpfs", "/tmp",
     ]  # fmt: skip
     for source, dest in ro_binds:
         cmd += ["--ro-bind", str(source), dest]
-    cmd += [
-        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--clearenv",
-        "--setenv", "PATH", CHROOT_PATH,
-        "--setenv", "HOME", "/root",
-        "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "PIP_NO_CACHE_DIR", "1",
-        "--setenv", "PIP_DISABLE_PIP_VERSION_CHECK", "1",
-        "--chdir", "/",
-        "--", *argv,
-    ]  # fmt: skip
+    if network:
+        cmd += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+    cmd += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not network:
+        cmd.append("--unshare-net")
+    cmd += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for cap in caps:
+        cmd += ["--cap-add", cap]
+    variables = {
+        "PATH": CHROOT_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        **(env or {}),
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_CONFIG_FILE": "/dev/null",  # the template's own pip.conf is for sandboxes
+    }
+    cmd.append("--clearenv")
+    for key, value in variables.items():
+        cmd += ["--setenv", key, value]
+    cmd += ["--chdir", chdir, "--", *argv]
     return cmd
 
 

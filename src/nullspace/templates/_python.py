@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from nullspace.templates._process import BuildLog, bwrap_argv, run
 from nullspace.templates._rootfs import inside, write_json
 
 VENV = "/opt/venv"
+CACHE_VIEW = "/opt/nullspace/cache"
+"""Where a sandbox sees its read-only package cache (`wheels/`, `npm/`); bound by the runtime."""
 AGENT_APT: tuple[str, ...] = ("python3", "python3-venv")
 """Debian packages every template gets: the agent runs on the template's own Python."""
 AGENT_PIP: tuple[str, ...] = ("jupyter_client", "uvicorn", "starlette")
@@ -99,31 +102,69 @@ def target_tags(rootfs: Path) -> TargetTags:
     )
 
 
-def download_wheels(requirements: Sequence[str], cache: Path, tags: TargetTags, log: BuildLog) -> list[Path]:
-    """Resolve `requirements` on the host and download wheels into the shared `cache`.
+def pip_download_argv(
+    requirements: Sequence[str],
+    dest: Path,
+    tags: TargetTags,
+    *,
+    constraints: Path | None = None,
+    offline: bool = False,
+) -> list[str]:
+    """`python -m pip download` (host side) of wheels only, for the target interpreter.
 
-    Returns:
-        The exact wheel files of this resolution (new or already cached).
+    `requirements` must already be validated (they follow a `--`, so none can be an option).
+    `offline` resolves from `dest` alone (`--no-index --find-links dest`): no network at all.
     """
+    argv = [
+        sys.executable, "-m", "pip", "download",
+        "--only-binary", ":all:", "--no-input", "--disable-pip-version-check",
+        "--progress-bar", "off", *tags.pip_args(), "--dest", str(dest),
+    ]  # fmt: skip
+    if offline:
+        argv += ["--no-index", "--find-links", str(dest)]
+    if constraints is not None:
+        argv += ["--constraint", str(constraints)]
+    return [*argv, "--", *requirements]
+
+
+def saved_wheel(line: str) -> str | None:
+    """The file name in a `pip download` "Saved …" / "File was already downloaded …" line."""
+    match = _SAVED_RE.match(line)
+    return Path(match.group("path")).name if match else None
+
+
+def check_host_pip() -> None:
+    """Raise if the host Python cannot download wheels."""
     if importlib.util.find_spec("pip") is None:
         raise TemplateBuildError(
             f"the host Python ({sys.executable}) has no pip to download wheels with "
             "(install it, e.g. `python -m ensurepip`)"
         )
+
+
+def download_wheels(
+    requirements: Sequence[str],
+    cache: Path,
+    tags: TargetTags,
+    log: BuildLog,
+    *,
+    constraints: Path | None = None,
+) -> list[Path]:
+    """Resolve `requirements` on the host and download wheels into the shared `cache`.
+
+    Returns:
+        The exact wheel files of this resolution (new or already cached).
+    """
+    check_host_pip()
     cache.mkdir(parents=True, exist_ok=True)
     saved: list[str] = []
 
     def collect(line: str) -> None:
-        match = _SAVED_RE.match(line)
-        if match:
-            saved.append(Path(match.group("path")).name)
+        name = saved_wheel(line)
+        if name:
+            saved.append(name)
 
-    argv = [
-        sys.executable, "-m", "pip", "download",
-        "--only-binary", ":all:", "--no-input", "--disable-pip-version-check",
-        "--progress-bar", "off", *tags.pip_args(), "--dest", str(cache),
-        "--", *requirements,
-    ]  # fmt: skip
+    argv = pip_download_argv(requirements, cache, tags, constraints=constraints)
     with open(cache / ".lock", "a") as lock:  # one download into the cache at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         run(argv, log, cwd=cache, on_line=collect, label="pip download")
@@ -156,12 +197,146 @@ def site_packages(rootfs: Path) -> Path:
 
 def installed_version(rootfs: Path, project: str) -> str | None:
     """Version of an installed distribution, read from its `.dist-info` directory name."""
-    wanted = project_name(project)
+    return installed_packages(rootfs).get(project_name(project))
+
+
+def installed_packages(rootfs: Path) -> dict[str, str]:
+    """Normalized project name → version of everything installed in the venv."""
+    found = {}
     for info in site_packages(rootfs).glob("*.dist-info"):
         name, _, version = info.name[: -len(".dist-info")].rpartition("-")
-        if project_name(name) == wanted:
-            return version
-    return None
+        if name and version:
+            found[project_name(name)] = version
+    return dict(sorted(found.items()))
+
+
+def python_version(rootfs: Path) -> str:
+    """`"3.11"`: the venv's Python version, from its site-packages path."""
+    return site_packages(rootfs).parent.name.removeprefix("python")
+
+
+def user_prefix(home: str) -> str:
+    """Where packages installed into a running sandbox go (`pip install --prefix`)."""
+    return f"{home.rstrip('/')}/.local"
+
+
+def user_site(home: str, version: str) -> str:
+    """The site-packages directory under `user_prefix(home)` for Python `version`."""
+    return f"{user_prefix(home)}/lib/python{version}/site-packages"
+
+
+_SITE_MODULE = """\
+\"\"\"Written by the nullspace template builder; imported at start-up via nullspace-packages.pth.
+
+Puts {site} on sys.path (after the venv's own packages) and creates it for the sandbox user,
+so that packages installed into a running sandbox (sandbox.install_packages, `pip install`)
+are importable, also in kernels that were already running.
+\"\"\"
+
+import os
+import sys
+
+SITE = {site!r}
+HINT = (
+    "\\nnullspace: this sandbox has no network access. pip here installs only packages that are "
+    "already in the sandbox's package cache ({cache}/wheels). To add packages, call "
+    "sandbox.install_packages([...]) from the SDK (POST /v1/sandboxes/{{id}}/packages); they "
+    "become importable in the running kernels without a restart.\\n"
+)
+
+if SITE not in sys.path:
+    sys.path.append(SITE)
+if os.getuid() != 0:  # never while a template is being built
+    try:
+        os.makedirs(SITE, exist_ok=True)
+    except OSError:
+        pass
+
+
+def pip_main() -> int:
+    \"\"\"pip's own entry point, plus a hint where installs can come from when it fails.\"\"\"
+    from pip._internal.cli.main import main
+
+    code = main()
+    if code and any(arg in ("install", "download", "wheel") for arg in sys.argv[1:]):
+        sys.stderr.write(HINT)
+    return code
+"""
+
+_PIP_MAIN = """\
+# Rewritten by the nullspace template builder: pip's entry point plus a hint on failure.
+import os
+import sys
+
+if sys.path[0] in ("", os.getcwd()):
+    sys.path.pop(0)
+if __package__ == "":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+
+if __name__ == "__main__":
+    from _nullspace_site import pip_main
+
+    sys.exit(pip_main())
+"""
+
+_PIP_SCRIPT = """\
+#!{venv}/bin/python
+# Written by the nullspace template builder.
+import sys
+
+from _nullspace_site import pip_main
+
+if __name__ == "__main__":
+    sys.exit(pip_main())
+"""
+
+
+def configure_packages(rootfs: Path, home: str) -> dict[str, str]:
+    """Make packages installed at run time importable and `pip install` fail helpfully.
+
+    Writes `_nullspace_site.py` + `nullspace-packages.pth` into the venv (the user site dir
+    goes on `sys.path` of every interpreter), `/opt/venv/pip.conf` (no index; find-links on
+    the sandbox's cache view; `--prefix` in the user's home), and pip entry points that add
+    a hint pointing at `sandbox.install_packages` when an install fails. Idempotent: files
+    already holding the right content are left alone (no needless copy-up in a layer).
+
+    Returns:
+        `{"python_prefix", "python_site", "cache"}` for template.json.
+    """
+    site_dir = site_packages(rootfs)
+    version = python_version(rootfs)
+    site = user_site(home, version)
+    _write_if_changed(site_dir / "_nullspace_site.py", _SITE_MODULE.format(site=site, cache=CACHE_VIEW))
+    _write_if_changed(site_dir / "nullspace-packages.pth", "import _nullspace_site\n")
+    pip_conf = (
+        "# Written by the nullspace template builder: a sandbox has no network; installs come\n"
+        "# from its read-only package cache (sandbox.install_packages fills it).\n"
+        "[global]\n"
+        "no-index = true\n"
+        f"find-links = {CACHE_VIEW}/wheels\n"
+        "disable-pip-version-check = true\n"
+        "\n[install]\n"
+        f"prefix = {user_prefix(home)}\n"
+        "no-warn-script-location = true\n"
+    )
+    _write_if_changed(inside(rootfs, f"{VENV}/pip.conf"), pip_conf)
+    if (site_dir / "pip" / "__main__.py").is_file():
+        _write_if_changed(site_dir / "pip" / "__main__.py", _PIP_MAIN)
+    bin_dir = inside(rootfs, f"{VENV}/bin")
+    for script in ("pip", "pip3", f"pip{version}"):
+        path = bin_dir / script
+        if path.is_file() and not path.is_symlink():
+            _write_if_changed(path, _PIP_SCRIPT.format(venv=VENV), mode=0o755)
+    return {"python_prefix": user_prefix(home), "python_site": site, "cache": CACHE_VIEW}
+
+
+def _write_if_changed(path: Path, text: str, *, mode: int = 0o644) -> None:
+    if path.is_symlink():
+        raise TemplateBuildError(f"refusing to write through the symlink {path}")
+    if path.is_file() and path.read_text(errors="replace") == text:
+        return
+    path.write_text(text)
+    os.chmod(path, mode)
 
 
 def configure_python_kernel(rootfs: Path, kernelspec: str) -> None:

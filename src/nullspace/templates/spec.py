@@ -1,24 +1,32 @@
 """Template specs: a TOML file parsed into a frozen, validated `TemplateSpec`.
 
-A spec looks like::
+A spec looks like (docs/templates.md has the full reference)::
 
-    name = "code-interpreter"
-    base = "debian:bookworm"
-    apt = ["python3", "python3-venv"]
-    pip = ["ipykernel>=6.29", "numpy"]
-    user = "user"               # uid/gid 1000; "root" is allowed
+    name = "my-analysis"
+    base = "template:code-interpreter"   # or "debian:bookworm"
+    apt = ["graphviz"]
+    pip = ["scikit-learn>=1.4"]
+    npm = ["lodash@4.17.21"]
+    run = ["python -c 'import sklearn'"]  # shell commands, run as root, without network
+    user = "user"                         # uid/gid 1000; "root" is allowed
     workdir = "/home/user"
-    start = "python -m http.server"   # optional
+    start = "python -m http.server"       # optional
+
+    [[files]]                             # copied in, relative to this file
+    src = "data/iris.csv"
+    dest = "/home/user/data/iris.csv"
 
     [env]
     LANG = "C.UTF-8"
 
-    [kernels]                   # language -> kernelspec name
+    [kernels]                             # language -> kernelspec name
     python = "python3"
 
 Everything the builder consumes is validated here, strictly: package strings can never carry
 options (`-e`, `--index-url`, `--allow-unauthenticated` …), names are restricted to what paths,
-users and kernelspecs can safely hold. The digest is the build-cache key.
+users and kernelspecs can safely hold, files never come from outside the spec's directory.
+The digest is the build-cache key of a `debian:` template without layered steps; layered
+builds key each step (see `templates.layers`).
 """
 
 from __future__ import annotations
@@ -35,16 +43,18 @@ from typing import Any, NoReturn
 
 from nullspace._exceptions import TemplateBuildError
 from nullspace._protocol.languages import normalize_language
+from nullspace.templates.mounts import MOUNT_POINTS
 
 __all__ = [
     "BUILDER_VERSION",
+    "FileSpec",
     "TemplateSpec",
     "TemplateSpecError",
     "load_spec",
     "parse_spec",
 ]
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 """Part of every digest: bump it when the builder's output changes for the same spec."""
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -65,8 +75,49 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
 _KERNELSPEC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PATH_RE = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
+# npm: [@scope/]name[@range]. The range may not hold ':' or '/' (no git+https:, file:, npm:
+# aliases, github:user/repo), nor whitespace.
+_NPM_NAME = r"(?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*"
+_NPM_RE = re.compile(rf"^(?P<name>{_NPM_NAME})(?:@(?P<range>[A-Za-z0-9.^~<>=*+|_-]+))?$")
+_REL_PATH_RE = re.compile(r"^[A-Za-z0-9._+@-]+(/[A-Za-z0-9._+@-]+)*$")
+_MODE_RE = re.compile(r"^0?[0-7]{3}$")
+MAX_COMMAND = 64 << 10
 
-_KEYS = ("name", "base", "apt", "pip", "env", "user", "workdir", "kernels", "start")
+_KEYS = (
+    "name", "base", "apt", "pip", "npm", "files", "run", "env", "user", "workdir", "kernels", "start",
+)  # fmt: skip
+_FILE_KEYS = ("src", "dest", "mode")
+# File destinations the runtime hides (it mounts over them) or that are not files at all.
+# /home/user is merged with the sandbox's own home, so files there are fine.
+_HIDDEN_DESTS = tuple(p for p in (*MOUNT_POINTS, "/sys") if p != "/home/user")
+
+
+def npm_name(package: str) -> str:
+    """The package name of a validated npm spec (`@scope/name@^1` -> `@scope/name`)."""
+    match = _NPM_RE.fullmatch(package)
+    return match.group("name") if match else package
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One `[[files]]` entry: `src` (relative to the spec file) copied to `dest` in the rootfs.
+
+    Attributes:
+        src: A file or directory, relative to the spec's directory, never escaping it.
+        dest: Absolute, normalized destination path inside the template.
+        mode: Optional octal permission string for `dest` (e.g. `"0755"`); default: the
+            source's permissions.
+    """
+
+    src: str
+    dest: str
+    mode: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        data = {"src": self.src, "dest": self.dest}
+        if self.mode is not None:
+            data["mode"] = self.mode
+        return data
 
 
 class TemplateSpecError(TemplateBuildError):
@@ -88,9 +139,12 @@ class TemplateSpec:
 
     Attributes:
         name: Template name (`^[a-z0-9][a-z0-9-]{0,62}$`), also its directory name.
-        base: `"debian:<suite>"`; `"template:<name>"` is reserved for layered templates.
-        apt: Debian packages installed by mmdebstrap.
+        base: `"debian:<suite>"`, or `"template:<name>"` to start from another template.
+        apt: Debian packages (mmdebstrap for a Debian base; `apt-get` on a template base).
         pip: Requirement strings installed (wheels only) into `/opt/venv`.
+        npm: npm packages (`name[@range]`), fetched on the host with `--ignore-scripts`.
+        files: Files and directories copied in from next to the spec file.
+        run: Shell commands run as root inside the new root, without network; one layer each.
         env: Environment variables for everything started in the sandbox.
         user: The unprivileged user (uid/gid 1000), or `"root"`.
         workdir: The default working directory.
@@ -103,6 +157,9 @@ class TemplateSpec:
     base: str = "debian:bookworm"
     apt: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()
+    npm: tuple[str, ...] = ()
+    files: tuple[FileSpec, ...] = ()
+    run: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     user: str = "user"
     workdir: str = "/home/user"
@@ -125,6 +182,16 @@ class TemplateSpec:
         """The user's home directory."""
         return "/root" if self.user == "root" else f"/home/{self.user}"
 
+    @property
+    def spec_dir(self) -> Path | None:
+        """The directory `files` sources are relative to (the spec file's), if known."""
+        return self.source.parent if self.source is not None else None
+
+    @property
+    def layered_steps(self) -> bool:
+        """True if the spec has steps that are built as layers on top of a Debian base."""
+        return bool(self.npm or self.files or self.run)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready data; `parse_spec(spec.to_dict())` round-trips."""
         data: dict[str, Any] = {
@@ -139,6 +206,13 @@ class TemplateSpec:
         }
         if self.start is not None:
             data["start"] = self.start
+        # Only when set: specs without them keep the digest they had before these keys existed.
+        if self.npm:
+            data["npm"] = list(self.npm)
+        if self.files:
+            data["files"] = [f.to_dict() for f in self.files]
+        if self.run:
+            data["run"] = list(self.run)
         return data
 
     @property
@@ -172,18 +246,25 @@ def load_spec(path: str | Path) -> TemplateSpec:
             f"invalid TOML: {exc}", path=path, line=int(match.group(1)) if match else None
         ) from exc
     data.setdefault("name", path.stem)
-    return parse_spec(data, path=path, text=text)
+    return parse_spec(data, path=path, text=text, check_files=True)
 
 
 def parse_spec(
-    data: Mapping[str, Any], *, path: str | Path | None = None, text: str | None = None
+    data: Mapping[str, Any],
+    *,
+    path: str | Path | None = None,
+    text: str | None = None,
+    check_files: bool = False,
 ) -> TemplateSpec:
     """Validate already-parsed spec data.
 
     Args:
         data: The TOML document (or `TemplateSpec.to_dict()` output).
-        path: Where the data came from, for error messages.
+        path: Where the data came from, for error messages (and, with `check_files`, the
+            file that `files` sources are relative to).
         text: The TOML source, used to find the line of a bad key or value.
+        check_files: Also check that every `files` source exists next to `path` and does not
+            escape its directory (symlinks resolved).
 
     Raises:
         TemplateSpecError: On the first problem found.
@@ -200,6 +281,9 @@ def parse_spec(
         v.fail(f"invalid base {base!r}: expected 'debian:<suite>' or 'template:<name>'", "base")
     apt = v.packages(data, "apt", _APT_RE, "a Debian package name (name[:arch][=version])")
     pip = v.packages(data, "pip", _PIP_RE, "a requirement 'name[extras]<specifiers>'")
+    npm = v.packages(data, "npm", _NPM_RE, "an npm package '[@scope/]name[@version-range]'")
+    files = _files(v, data, Path(path) if check_files and path is not None else None)
+    run = _commands(v, data)
     env = v.table(data, "env", _ENV_KEY_RE, "a variable name", _check_env_value)
     user = v.string(data, "user", default="user")
     if not _USER_RE.fullmatch(user):
@@ -223,6 +307,9 @@ def parse_spec(
         base=base,
         apt=apt,
         pip=pip,
+        npm=npm,
+        files=files,
+        run=run,
         env=MappingProxyType(env),
         user=user,
         workdir=workdir,
@@ -230,6 +317,66 @@ def parse_spec(
         start=start,
         source=Path(path) if path is not None else None,
     )
+
+
+def _files(v: _Validator, data: Mapping[str, Any], spec_file: Path | None) -> tuple[FileSpec, ...]:
+    value = data.get("files", [])
+    if not isinstance(value, list):
+        v.fail(f"'files' must be an array of tables ([[files]]), not {_type(value)}", "files")
+    entries = []
+    dests: set[str] = set()
+    for item in value:
+        if not isinstance(item, Mapping):
+            v.fail(f"'files' entries must be tables with src and dest, not {_type(item)}", "files")
+        for key in item:
+            if key not in _FILE_KEYS:
+                v.fail(f"[[files]]: unknown key {key!r} (allowed: {', '.join(_FILE_KEYS)})", key, "files")
+        src, dest, mode = item.get("src"), item.get("dest"), item.get("mode")
+        if not isinstance(src, str) or not isinstance(dest, str):
+            v.fail("[[files]] entries need 'src' and 'dest' strings", "src", "files")
+        if not _REL_PATH_RE.fullmatch(src) or any(p in (".", "..") for p in src.split("/")):
+            v.fail(
+                f"[[files]] src {src!r} must be a relative path inside the spec's directory "
+                "(no '..', no leading '/')",
+                "src", "files", src,
+            )  # fmt: skip
+        if not _PATH_RE.fullmatch(dest) or any(p in (".", "..") for p in dest.split("/")):
+            v.fail(f"[[files]] dest {dest!r} must be a normalized absolute path", "dest", "files", dest)
+        hidden = next((p for p in _HIDDEN_DESTS if dest == p or dest.startswith(p + "/")), None)
+        if hidden is not None or dest == "/":
+            v.fail(f"[[files]] dest {dest!r}: the sandbox mounts over {hidden or '/'}", "dest", "files", dest)
+        if dest in dests:
+            v.fail(f"[[files]] dest {dest!r} is listed twice", "dest", "files", dest)
+        dests.add(dest)
+        if mode is not None and (not isinstance(mode, str) or not _MODE_RE.fullmatch(mode)):
+            v.fail(f"[[files]] mode {mode!r} must be an octal string such as \"0644\"", "mode", "files")
+        if spec_file is not None:
+            _check_source(v, spec_file, src)
+        entries.append(FileSpec(src=src, dest=dest, mode=mode))
+    return tuple(entries)
+
+
+def _check_source(v: _Validator, spec_file: Path, src: str) -> None:
+    base = spec_file.resolve().parent
+    target = (base / src).resolve()
+    if target != base and base not in target.parents:
+        v.fail(f"[[files]] src {src!r} resolves to {target}, outside {base}", "src", "files", src)
+    if not target.exists():
+        v.fail(f"[[files]] src {src!r} does not exist (looked for {target})", "src", "files", src)
+    if not (target.is_file() or target.is_dir()):
+        v.fail(f"[[files]] src {src!r} is neither a file nor a directory", "src", "files", src)
+
+
+def _commands(v: _Validator, data: Mapping[str, Any]) -> tuple[str, ...]:
+    value = data.get("run", [])
+    if not isinstance(value, list):
+        v.fail(f"'run' must be a list of shell commands, not {_type(value)}", "run")
+    for item in value:
+        if not isinstance(item, str):
+            v.fail(f"'run' entries must be strings, not {_type(item)}", "run")
+        if not item.strip() or "\0" in item or len(item) > MAX_COMMAND:
+            v.fail("'run' entries must be non-empty commands without NUL, at most 64 KiB", "run", value=item)
+    return tuple(value)
 
 
 def _check_env_value(value: str) -> str | None:
@@ -321,7 +468,7 @@ class _Validator:
         )
         in_table = table is None  # top-level keys live before the first [header]
         for number, line in enumerate(self.lines, 1):
-            header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line)
+            header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]", line)  # [table] or [[array]]
             if header:
                 in_table = header.group(1) == table
                 continue

@@ -22,13 +22,9 @@ CHART_TYPES = ("line", "scatter", "bar", "pie", "box_and_whisker", "superchart",
 SCALES = ("linear", "datetime", "categorical", "log", "symlog", "logit", "function", "functionlog", "asinh")
 
 _UNIT = re.compile(r"[(\[]([^()\[\]]+)[)\]]\s*$")
-_MATH_TOKENS = (
-    (re.compile(r"\\mathdefault\{([^{}]*)\}"), r"\1"),
-    (re.compile(r"\\mathregular\{([^{}]*)\}"), r"\1"),
-    (re.compile(r"\\times"), "×"),
-    (re.compile(r"\\cdot"), "·"),
-    (re.compile(r"\\minus"), "-"),
-)
+_MATH_WRAPPERS = ("\\mathdefault{", "\\mathregular{", "\\mathrm{", "\\mathit{", "\\mathbf{")
+_MATH_SYMBOLS = (("\\times", "×"), ("\\cdot", "·"), ("\\minus", "-"), ("\\%", "%"), ("\\,", " "))
+_SIMPLE_GROUP = re.compile(r"([\^_])\{([^{}]*)\}")
 
 
 def unknown(reason: str, *, source: str, title: str | None = None) -> dict[str, Any]:
@@ -44,16 +40,30 @@ def unknown(reason: str, *, source: str, title: str | None = None) -> dict[str, 
 
 
 def text(value: Any) -> str | None:
-    """A label or title: None for empty, mathtext markup removed (``$10^{2}$`` → ``10^{2}``)."""
+    """A label or title: None for empty, mathtext markup removed (``$10^{2}$`` → ``10^2``)."""
     if value is None:
         return None
     s = str(value)
-    if "$" in s or "\\" in s:
-        for pattern, repl in _MATH_TOKENS:
-            s = pattern.sub(repl, s)
-        s = s.replace("$", "")
+    dollars = s.count("$") - s.count("\\$")
+    if dollars >= 2 and dollars % 2 == 0:  # matplotlib's rule for mathtext
+        s = _strip_mathtext(s)
     s = s.replace("\u2212", "-").strip()
     return s or None
+
+
+def _strip_mathtext(s: str) -> str:
+    for wrapper in _MATH_WRAPPERS:
+        while (start := s.find(wrapper)) >= 0:
+            depth, end = 1, start + len(wrapper)
+            while end < len(s) and depth:
+                depth += {"{": 1, "}": -1}.get(s[end], 0)
+                end += 1
+            inner = s[start + len(wrapper) : end - 1] if depth == 0 else s[start + len(wrapper) :]
+            s = s[:start] + inner + s[end:]
+    for symbol, plain in _MATH_SYMBOLS:
+        s = s.replace(symbol, plain)
+    s = _SIMPLE_GROUP.sub(r"\1\2", s)
+    return s.replace("$", "")
 
 
 def unit_of(label: str | None) -> str | None:
@@ -65,18 +75,19 @@ def unit_of(label: str | None) -> str | None:
 
 
 def number(value: Any) -> float | int | None:
-    """A finite float/int, or None (NaN, inf, masked, not a number)."""
+    """A finite float, a Python int, or None (NaN, inf, masked, not a number)."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value
+    kind = getattr(getattr(value, "dtype", None), "kind", "")
+    if kind in ("i", "u"):
+        return int(value)
     try:
         f = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    if not math.isfinite(f):
-        return None
-    return int(f) if f.is_integer() and abs(f) < 2**53 and isinstance(value, int) else f
+    return f if math.isfinite(f) else None
 
 
 def scalar(value: Any) -> Any:

@@ -1,0 +1,285 @@
+"""nullspace benchmark suite: every figure beside a baseline measured in the same run.
+
+    sudo .venv/bin/python bench/suite.py                     # everything, writes docs/benchmarks.md
+    sudo .venv/bin/python bench/suite.py --quick             # fewer repetitions, no 100-sandbox burst
+    sudo .venv/bin/python bench/suite.py --only create,execute
+
+Needs the bench extras: .venv/bin/pip install jupyter_kernel_gateway websocket-client
+
+Baselines: raw jupyter_client driving an ipykernel on the host (no isolation, no HTTP, no agent),
+and Jupyter Kernel Gateway (the peer: REST + websocket) on the same machine. nullspace is driven
+through its SDK over the unix socket, with real isolation. Medians and p99 over repeated runs; this
+2-core VM is shared and noisy (±30 % between runs), so compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _servers import KernelGateway, nullspace_server, pool_state, wait_pool
+from jupyter_client.manager import AsyncKernelManager
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from nullspace import Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+console = Console()
+Row = tuple[str, str, str, str, str]
+
+
+def ms(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000
+
+
+def row(label: str, ours: list[float], base: list[float] | None, base_name: str = "") -> Row:
+    o50, o99 = ms(ours)
+    if not base:
+        return (label, f"{o50:.1f}", f"{o99:.1f}", "–", "–")
+    b50, b99 = ms(base)
+    return (label, f"{o50:.1f}", f"{o99:.1f}", f"{b50:.1f} / {b99:.1f} ({base_name})", f"{o50 / b50:.2f}×")
+
+
+def timed(n: int, label: str, progress: Progress, fn: Callable[[], None]) -> list[float]:
+    task = progress.add_task(label, total=n)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+        progress.advance(task)
+    return out
+
+
+# -- baselines -------------------------------------------------------------------------------
+async def _jc_cold_once() -> None:
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=60)
+    await kc.execute_interactive("1+1", timeout=60)
+    kc.stop_channels()
+    await km.shutdown_kernel(now=True)
+
+
+class WarmJupyter:
+    """One raw ipykernel on the host, kept warm; the baseline for execute and stream delay."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.km = AsyncKernelManager(kernel_name="python3")
+        self.loop.run_until_complete(self.km.start_kernel())
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.loop.run_until_complete(self.kc.wait_for_ready(timeout=60))
+
+    def run(self, code: str, on_output: Callable[[dict], None] | None = None) -> None:
+        self.loop.run_until_complete(self.kc.execute_interactive(code, timeout=60, output_hook=on_output))
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.loop.run_until_complete(self.km.shutdown_kernel(now=True))
+        self.loop.close()
+
+
+# -- sections --------------------------------------------------------------------------------
+def section_create(n: int, progress: Progress) -> list[Row]:
+    def first_result() -> None:
+        sb = Sandbox.create(timeout=120)
+        assert sb.run_code("1+1").text == "2"
+        created.append(sb)
+
+    created: list[Sandbox] = []
+    with nullspace_server(pool=4) as data_dir:
+        wait_pool(data_dir, 4)
+        warm = []
+        task = progress.add_task("create → first result (warm pool)", total=n)
+        for _ in range(n):
+            wait_pool(data_dir, 1)
+            t0 = time.perf_counter()
+            first_result()
+            warm.append(time.perf_counter() - t0)
+            created.pop().kill()
+            progress.advance(task)
+            time.sleep(0.3)  # let the refill finish, as between requests of a real app
+    with nullspace_server(pool=0):
+        cold = timed(n, "create → first result (cold)", progress, first_result)
+        kills = timed(len(created), "kill", progress, lambda: created.pop().kill())
+    jc = timed(n, "jupyter_client cold start", progress, lambda: asyncio.run(_jc_cold_once()))
+    gw = KernelGateway()
+    try:
+        def gateway_first() -> None:
+            kid = gw.start_kernel()
+            ws = gw.connect(kid)
+            gw.execute(ws, "1+1")
+            ws.close()
+            gw.delete_kernel(kid)
+        kg = timed(n, "kernel gateway start → first result", progress, gateway_first)
+    finally:
+        gw.close()
+    return [
+        row("create → first result, warm pool", warm, jc, "jupyter_client cold"),
+        row("create → first result, cold (no pool)", cold, jc, "jupyter_client cold"),
+        row("kernel gateway: start → first result", kg, jc, "jupyter_client cold"),
+        row("kill (cgroup kill, unmount, rm)", kills, None),
+    ]
+
+
+def section_execute(n: int, progress: Progress) -> list[Row]:
+    raw = WarmJupyter()
+    gw = KernelGateway()
+    kid = gw.start_kernel()
+    ws = gw.connect(kid)
+    try:
+        with nullspace_server(pool=1), Sandbox.create(timeout=600) as sb:
+            for _ in range(10):
+                sb.run_code("1+1")
+                raw.run("1+1")
+                gw.execute(ws, "1+1")
+            ours = timed(n, "nullspace run_code('1+1')", progress, lambda: sb.run_code("1+1"))
+            base = timed(n, "jupyter_client execute", progress, lambda: raw.run("1+1"))
+            peer = timed(n, "kernel gateway execute", progress, lambda: gw.execute(ws, "1+1"))
+    finally:
+        ws.close()
+        gw.close()
+        raw.close()
+    return [
+        row("warm run_code('1+1')", ours, base, "jupyter_client"),
+        row("kernel gateway execute('1+1')", peer, base, "jupyter_client"),
+    ]
+
+
+STREAM_CODE = "import time\nfor i in range(40):\n    print(time.time(), flush=True)\n    time.sleep(0.02)"
+
+
+def section_stream(progress: Progress) -> list[Row]:
+    def collect(delays: list[float]) -> Callable[[str], None]:
+        def on_line(text: str) -> None:
+            now = time.time()
+            for line in text.splitlines():
+                if line.strip():
+                    delays.append(now - float(line))
+        return on_line
+
+    ours: list[float] = []
+    base: list[float] = []
+    raw = WarmJupyter()
+    try:
+        with nullspace_server(pool=1), Sandbox.create(timeout=600) as sb:
+            task = progress.add_task("print → on_stdout delay", total=5)
+            hook = collect(ours)
+            raw_hook = collect(base)
+            for _ in range(5):
+                sb.run_code(STREAM_CODE, on_stdout=lambda m: hook(m.line))
+                raw.run(STREAM_CODE, lambda msg: raw_hook(msg["content"]["text"]) if msg["msg_type"] == "stream" else None)
+                progress.advance(task)
+    finally:
+        raw.close()
+    return [row("print → on_stdout delay", ours, base, "jupyter_client iopub")]
+
+
+def _mem_available() -> int:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def section_burst(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
+    before = _mem_available()
+    notes = []
+    with nullspace_server(pool=n) as data_dir:
+        task = progress.add_task(f"filling a pool of {n}", total=n)
+        while (ready := pool_state(data_dir)["ready"]) < n:
+            progress.update(task, completed=ready)
+            time.sleep(1)
+        progress.update(task, completed=n)
+        time.sleep(2)
+        held = before - _mem_available()
+        per = held / n
+        notes.append(
+            f"{n} idle code-interpreter sandboxes held {held / 2**30:.2f} GiB: {per / 2**20:.0f} MiB each "
+            f"(host MemAvailable before: {before / 2**30:.1f} GiB → room for ≈{int(before * 0.9 / per)} idle sandboxes "
+            f"at 90 % of available memory)"
+        )
+
+        def one(_: int) -> float:
+            t0 = time.perf_counter()
+            sb = Sandbox.create(timeout=120)
+            assert sb.run_code("1+1").text == "2"
+            took = time.perf_counter() - t0
+            sb.kill()
+            return took
+
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(n) as ex:
+            each = list(ex.map(one, range(n)))
+        # kill time is inside `one` only after its result; measure the wall time to all results
+        total = max(each)
+        notes.append(f"{n} concurrent creates (pool of {n}): all had a first result after {total * 1000:.0f} ms "
+                     f"(wall time including kills {1000 * (time.perf_counter() - t0):.0f} ms)")
+    return [row(f"{n} concurrent creates → first result (each)", each, None)], notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="create,execute,stream,burst")
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--write", type=Path, default=REPO / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    n_create, n_exec = (10, 100) if args.quick else (30, 300)
+    rows: list[Row] = []
+    notes: list[str] = []
+    with Progress(console=console) as progress:
+        if "create" in sections:
+            rows += section_create(n_create, progress)
+        if "execute" in sections:
+            rows += section_execute(n_exec, progress)
+        if "stream" in sections:
+            rows += section_stream(progress)
+        if "burst" in sections and not args.quick:
+            burst_rows, burst_notes = section_burst(args.burst, progress)
+            rows += burst_rows
+            notes += burst_notes
+    table = Table("measure (ms)", "nullspace p50", "p99", "baseline p50 / p99", "ratio p50")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+    for note in notes:
+        console.print("•", note)
+    machine = f"{os.cpu_count()} cores, {_mem_available() / 2**30:.0f} GiB available, {platform.platform()}, Python {platform.python_version()}"
+    console.print(machine)
+    if args.write:
+        text = [
+            f"## Latest run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            "",
+            f"`sudo .venv/bin/python bench/suite.py{' --quick' if args.quick else ''}` on {machine}.",
+            "",
+            "| measure (ms) | nullspace p50 | p99 | baseline p50 / p99 | ratio p50 |",
+            "|---|---|---|---|---|",
+            *("| " + " | ".join(r) + " |" for r in rows),
+            "",
+            *(f"* {n}" for n in notes),
+            "",
+        ]
+        doc = args.write.read_text() if args.write.exists() else ""
+        marker = "<!-- bench results -->"
+        head = doc.split(marker)[0] if marker in doc else doc
+        args.write.write_text(head.rstrip() + "\n\n" + marker + "\n\n" + "\n".join(text))
+
+
+if __name__ == "__main__":
+    main()

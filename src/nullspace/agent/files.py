@@ -1,0 +1,492 @@
+"""Files: ``/files`` (docs/api.md, "Files").
+
+The agent runs inside the sandbox as the sandbox user, so every path is resolved in the
+sandbox's own mount namespace: a host path means nothing here. On top of that, paths are
+resolved component by component (`resolve`): a ``..`` that climbs above ``/``, in the path or
+in a symlink on the way, is refused, and so is anything under /proc or /sys. Only regular files
+are read or replaced (never a FIFO, device or socket).
+
+A write streams the body into a temporary file next to the target, hashing as it goes, then
+fsyncs and renames it over the target: readers see the old file or the new one, never half of
+one. If the disk fills up, the temporary file is deleted, the rest of the body is read and
+dropped, and the answer is ``507 disk_full``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import functools
+import grp
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import stat
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .contexts import AgentError
+
+MAX_PATH = 4096
+MAX_LINKS = 40
+MAX_ENTRIES = 10_000
+MAX_DEPTH = 64
+READ_CHUNK = 1 << 20
+REFUSED_ROOTS = ("/proc", "/sys")
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EFBIG}
+
+
+# -- paths -----------------------------------------------------------------------------------------
+
+
+def lexical(path: Any, workdir: str) -> str:
+    """An absolute, normalized path; relative paths start at `workdir`. Refuses ``..`` above /."""
+    if not isinstance(path, str) or not path:
+        raise AgentError(400, "invalid_argument", "path must be a non-empty string")
+    if "\0" in path or len(path) > MAX_PATH:
+        raise AgentError(400, "invalid_argument", "path has a NUL byte or is too long")
+    parts: list[str] = [] if path.startswith("/") else [p for p in workdir.split("/") if p]
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise AgentError(400, "invalid_argument", f"path {path!r} leaves the sandbox: '..' goes above /")
+            parts.pop()
+        else:
+            parts.append(comp)
+    return "/" + "/".join(parts)
+
+
+def resolve(path: Any, workdir: str, *, follow_last: bool = True) -> str:
+    """Resolve symlinks like the kernel would, but refuse any that leads above / or into /proc
+    or /sys. Missing components are kept as they are (a write may create them)."""
+    start = lexical(path, workdir)
+    todo = collections.deque(p for p in start.split("/") if p)
+    done: list[str] = []
+    links = 0
+    last_link = ""
+    while todo:
+        comp = todo.popleft()
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not done:
+                raise AgentError(
+                    400, "invalid_argument",
+                    f"path {path!r} leaves the sandbox: the symlink {last_link} points above /",
+                )
+            done.pop()
+            continue
+        candidate = "/" + "/".join([*done, comp])
+        if not todo and not follow_last:
+            done.append(comp)
+            break
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            done.append(comp)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > MAX_LINKS:
+                raise AgentError(400, "invalid_argument", f"too many levels of symlinks in {path!r}")
+            target = os.readlink(candidate)
+            last_link = f"{candidate} -> {target}"
+            if target.startswith("/"):
+                done = []
+            todo.extendleft(reversed(target.split("/")))
+            continue
+        done.append(comp)
+    real = "/" + "/".join(done)
+    for root in REFUSED_ROOTS:
+        if real == root or real.startswith(root + "/"):
+            raise AgentError(400, "invalid_argument", f"path {path!r} resolves to {real}: kernel interfaces are not files")
+    return real
+
+
+def _os_error(exc: OSError, path: str, verb: str) -> AgentError:
+    code = exc.errno
+    if code == errno.ENOENT:
+        return AgentError(404, "not_found", f"{path} does not exist in the sandbox "
+                                            "(paths are resolved inside the sandbox, never on the host)")
+    if code in DISK_ERRORS:
+        return AgentError(507, "disk_full", _disk_full_message(path, code))
+    reasons = {
+        errno.EACCES: "permission denied (the sandbox user may not do that)",
+        errno.EPERM: "operation not permitted",
+        errno.EEXIST: "it already exists",
+        errno.ENOTDIR: "a parent is not a directory",
+        errno.EISDIR: "it is a directory",
+        errno.ENOTEMPTY: "the directory is not empty",
+        errno.EROFS: "that part of the sandbox is read-only",
+        errno.ELOOP: "too many levels of symlinks",
+        errno.ENAMETOOLONG: "the name is too long",
+        errno.EXDEV: "cannot move across file systems",
+    }
+    status, kind = (409, "conflict") if code in (errno.EEXIST, errno.ENOTEMPTY) else (400, "invalid_argument")
+    return AgentError(status, kind, f"cannot {verb} {path}: {reasons.get(code or 0, exc.strerror or str(exc))}")
+
+
+def _disk_full_message(path: str, code: int | None) -> str:
+    try:
+        vfs = os.statvfs("/")
+        limit = f" ({vfs.f_blocks * vfs.f_frsize / (1 << 20):.0f} MiB)"
+    except OSError:
+        limit = ""
+    if code == errno.ENOMEM:
+        return (f"the sandbox ran out of memory while writing {path}: its files live in memory and count "
+                "against its memory limit; nothing was written")
+    return f"the sandbox's disk is full{limit}: {path} was not written"
+
+
+# -- entries ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+@functools.lru_cache(maxsize=64)
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "symlink" if stat.S_ISLNK(mode) else "other"
+
+
+def entry(path: str, workdir: str) -> dict[str, Any]:
+    """EntryInfo of `path` (absolute, its parent resolved). A symlink reports its target's type
+    (``symlink`` when the target is missing or refused) and ``symlink_target``."""
+    st = os.lstat(path)
+    target = None
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        try:
+            st = os.stat(resolve(path, workdir))
+        except (OSError, AgentError):
+            pass
+    return {
+        "name": os.path.basename(path) or "/",
+        "path": path,
+        "type": _kind(st.st_mode),
+        "size": st.st_size,
+        "mode": stat.S_IMODE(st.st_mode),
+        "permissions": stat.filemode(st.st_mode),
+        "owner": _user(st.st_uid),
+        "group": _group(st.st_gid),
+        "modified_time": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+        "symlink_target": target,
+    }
+
+
+def list_dir(path: str, depth: int, workdir: str) -> list[dict[str, Any]]:
+    """Entries under `path` down to `depth` levels, sorted by path; symlinks are not descended."""
+    out: list[dict[str, Any]] = []
+    level = [path]
+    for _ in range(depth):
+        below = []
+        for directory in level:
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                if directory == path:
+                    raise
+                continue  # unreadable subdirectory: listed, not descended
+            for name in names:
+                child = os.path.join(directory, name)
+                try:
+                    info = entry(child, workdir)
+                except OSError:
+                    continue  # vanished meanwhile
+                out.append(info)
+                if len(out) > MAX_ENTRIES:
+                    raise AgentError(400, "invalid_argument",
+                                     f"more than {MAX_ENTRIES} entries under {path}; list a smaller part or lower depth")
+                if info["type"] == "dir" and info["symlink_target"] is None:
+                    below.append(child)
+        level = below
+    return sorted(out, key=lambda e: e["path"])
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def open_regular(path: str) -> tuple[int, int]:
+    """(fd, size) of a regular file; refuses everything else without opening it."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise AgentError(400, "invalid_argument", f"{path} is a directory (use the list endpoint)")
+        if not stat.S_ISREG(st.st_mode):
+            raise AgentError(400, "invalid_argument", f"{path} is not a regular file (FIFO, device or socket)")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise _os_error(exc, path, "read") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise AgentError(400, "invalid_argument", f"{path} is not a regular file")
+    return fd, st.st_size
+
+
+class FileStream(Response):
+    """Exactly `size` bytes of `fd` (the size it had when opened), then closes it."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.status_code = 200
+        self.background = None
+        self.fd, self.size = fd, size
+        self.raw_headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(size).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            offset = 0
+            while offset < self.size:
+                chunk = await asyncio.to_thread(os.pread, self.fd, min(READ_CHUNK, self.size - offset), offset)
+                if not chunk:
+                    raise RuntimeError("the file shrank while it was being read")
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": offset < self.size})
+            if self.size == 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(self.fd)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _expected(request: Request) -> tuple[int | None, str | None]:
+    size = request.headers.get("x-nullspace-expected-size")
+    sha = request.headers.get("x-nullspace-expected-sha256")
+    if size is not None and not size.isdigit():
+        raise AgentError(400, "invalid_argument", "X-Nullspace-Expected-Size must be a number of bytes")
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower())):
+        raise AgentError(400, "invalid_argument", "X-Nullspace-Expected-Sha256 must be 64 hex digits")
+    return (int(size) if size is not None else None), (sha.lower() if sha else None)
+
+
+async def _drain(request: Request) -> None:
+    try:
+        async for _ in request.stream():
+            pass
+    except (ClientDisconnect, RuntimeError):  # RuntimeError: the body was already read
+        pass
+
+
+async def write_file(request: Request) -> Response:
+    workdir = _workdir(request)
+    try:
+        path = resolve(request.query_params.get("path"), workdir)
+        expected_size, expected_sha = _expected(request)
+        return JSONResponse(await _write(request, path, expected_size, expected_sha))
+    except ClientDisconnect:
+        return Response(status_code=400)
+    except AgentError:
+        await _drain(request)  # answer only once the whole body was read: no early close
+        raise
+
+
+async def _write(request: Request, path: str, expected_size: int | None, expected_sha: str | None) -> dict[str, Any]:
+    parent, name = os.path.split(path)
+    if not name:
+        raise AgentError(400, "invalid_argument", "cannot write to /")
+    mode = 0o644
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _os_error(exc, path, "write") from exc
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise AgentError(400, "invalid_argument", f"{path} is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise AgentError(400, "invalid_argument", f"refusing to write to {path}: not a regular file (FIFO, device or socket)")
+        mode = stat.S_IMODE(st.st_mode)
+    tmp = os.path.join(parent, f".{name[:64]}.{secrets.token_hex(6)}.nsupload")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _os_error(exc, path, "write") from exc
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        try:
+            async for chunk in request.stream():
+                if chunk:
+                    digest.update(chunk)
+                    _write_all(fd, chunk)
+                    size += len(chunk)
+            await asyncio.to_thread(os.fsync, fd)
+            os.fchmod(fd, mode)
+            written = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        sha = digest.hexdigest()
+        if written != size:
+            raise AgentError(500, "internal", f"{path}: {written} bytes on disk but {size} received")
+        if expected_size is not None and size != expected_size:
+            raise AgentError(400, "invalid_argument",
+                             f"{path} was not written: received {size} bytes, expected {expected_size}")
+        if expected_sha is not None and sha != expected_sha:
+            raise AgentError(400, "invalid_argument",
+                             f"{path} was not written: the content's sha256 {sha} differs from the expected {expected_sha}")
+        os.rename(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise _os_error(exc, path, "write") from exc
+        raise
+    return {"path": path, "name": name, "type": "file", "size": size, "sha256": sha}
+
+
+# -- endpoints -------------------------------------------------------------------------------------
+
+
+def _workdir(request: Request) -> str:
+    return request.app.state.registry.config.workdir
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
+    return data
+
+
+async def read_file(request: Request) -> Response:
+    path = resolve(request.query_params.get("path"), _workdir(request))
+    fd, size = open_regular(path)
+    return FileStream(fd, size)
+
+
+async def file_info(request: Request) -> Response:
+    workdir = _workdir(request)
+    path = resolve(request.query_params.get("path"), workdir, follow_last=False)
+    try:
+        return JSONResponse(entry(path, workdir))
+    except OSError as exc:
+        raise _os_error(exc, path, "stat") from exc
+
+
+async def list_files(request: Request) -> Response:
+    workdir = _workdir(request)
+    path = resolve(request.query_params.get("path") or ".", workdir)
+    depth = request.query_params.get("depth") or "1"
+    if not depth.isdigit() or not 1 <= int(depth) <= MAX_DEPTH:
+        raise AgentError(400, "invalid_argument", f"depth must be 1..{MAX_DEPTH}")
+    try:
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            raise AgentError(400, "invalid_argument", f"{path} is not a directory")
+        entries = await asyncio.to_thread(list_dir, path, int(depth), workdir)
+    except OSError as exc:
+        raise _os_error(exc, path, "list") from exc
+    return JSONResponse(entries)
+
+
+async def remove_file(request: Request) -> Response:
+    path = resolve(request.query_params.get("path"), _workdir(request), follow_last=False)
+    if path == "/":
+        raise AgentError(400, "invalid_argument", "refusing to remove /")
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            await asyncio.to_thread(shutil.rmtree, path)
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        raise _os_error(exc, path, "remove") from exc
+    return Response(status_code=204)
+
+
+async def rename_file(request: Request) -> Response:
+    body = await _json(request)
+    workdir = _workdir(request)
+    source = resolve(body.get("source"), workdir, follow_last=False)
+    destination = resolve(body.get("destination"), workdir, follow_last=False)
+    if "/" in (source, destination):
+        raise AgentError(400, "invalid_argument", "cannot rename /")
+    try:
+        os.lstat(source)
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        try:
+            os.rename(source, destination)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            await asyncio.to_thread(shutil.move, source, destination)
+        return JSONResponse(entry(destination, workdir))
+    except OSError as exc:
+        raise _os_error(exc, source if exc.filename == source else destination, "rename") from exc
+
+
+async def make_dir(request: Request) -> Response:
+    body = await _json(request)
+    workdir = _workdir(request)
+    path = resolve(body.get("path"), workdir)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _os_error(exc, path, "create") from exc
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise AgentError(409, "conflict", f"{path} already exists and is not a directory")
+    try:
+        if st is None:
+            os.makedirs(path)
+        return JSONResponse({"created": st is None, "entry": entry(path, workdir)}, status_code=201 if st is None else 200)
+    except OSError as exc:
+        raise _os_error(exc, path, "create") from exc
+
+
+routes = [
+    Route("/files", read_file, methods=["GET"]),
+    Route("/files", write_file, methods=["PUT"]),
+    Route("/files", remove_file, methods=["DELETE"]),
+    Route("/files/info", file_info, methods=["GET"]),
+    Route("/files/list", list_files, methods=["GET"]),
+    Route("/files/rename", rename_file, methods=["POST"]),
+    Route("/files/mkdir", make_dir, methods=["POST"]),
+]
