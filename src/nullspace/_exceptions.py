@@ -13,6 +13,7 @@ Every error the SDK raises derives from `NullspaceError`::
     │   ├── ConflictError             409      code "conflict"
     │   ├── PayloadTooLargeError      413      code "payload_too_large"
     │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
+    │   ├── IntegrityError            422      code "integrity_error" (what landed differs from what was sent)
     │   ├── CapacityError             503      code "capacity"
     │   └── ServerError               5xx      code "internal"
     ├── TransportError                the server could not be reached
@@ -95,6 +96,13 @@ class DiskFullError(APIError):
     default_code = "disk_full"
 
 
+class IntegrityError(APIError):
+    """What a file write put in the sandbox differs (size or SHA-256) from what was sent."""
+
+    status_code = 422
+    default_code = "integrity_error"
+
+
 class CapacityError(APIError):
     status_code = 503
     default_code = "capacity"
@@ -164,6 +172,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         ConflictError,
         PayloadTooLargeError,
         DiskFullError,
+        IntegrityError,
         CapacityError,
         ServerError,
     )

@@ -16,7 +16,7 @@ import os
 import uuid
 from typing import Any
 
-from . import kernel_startup, messages
+from . import artifacts, kernel_startup, messages
 from .config import AgentConfig, normalize_language
 from .kernels import Kernel, KernelStartError
 from .runs import Outcome, Run, RunRequest, drive, silent
@@ -192,6 +192,7 @@ class Context:
     async def _run(self, run: Run) -> None:
         cfg = self.config
         restore: str | None = None
+        files_before = await artifacts.before_run(self.cwd)
         if run.request.envs:
             restore = await self._apply_envs(run, run.request.envs)
             if restore is None:
@@ -204,6 +205,8 @@ class Context:
             interrupt_grace=cfg.interrupt_grace,
             poll_interval=cfg.poll_interval,
         )
+        if (found := await artifacts.after_run(files_before)) is not None:
+            run.emit(found)  # files the run created or changed, before the error/end events
         timeout = run.request.timeout or 0.0
         if result.outcome is Outcome.DONE:
             if result.interrupted and result.status != "ok":

@@ -361,11 +361,11 @@ async def _write(request: Request, path: str, expected_size: int | None, expecte
         if written != size:
             raise AgentError(500, "internal", f"{path}: {written} bytes on disk but {size} received")
         if expected_size is not None and size != expected_size:
-            raise AgentError(400, "invalid_argument",
+            raise AgentError(422, "integrity_error",
                              f"{path} was not written: received {size} bytes, expected {expected_size}")
         if expected_sha is not None and sha != expected_sha:
-            raise AgentError(400, "invalid_argument",
-                             f"{path} was not written: the content's sha256 {sha} differs from the expected {expected_sha}")
+            raise AgentError(422, "integrity_error",
+                             f"{path} was not written: received sha256 {sha}, expected {expected_sha}")
         os.rename(tmp, path)
     except BaseException as exc:
         try:

@@ -16,6 +16,7 @@ from .._exceptions import (
     ConflictError,
     ContextNotFoundError,
     DiskFullError,
+    IntegrityError,
     InvalidArgumentError,
     NotFoundError,
     ServerError,
@@ -29,6 +30,7 @@ _TRUSTED_CODES = {
     "not_found": NotFoundError,  # a file or command of the sandbox
     "conflict": ConflictError,
     "disk_full": DiskFullError,
+    "integrity_error": IntegrityError,
 }
 
 
