@@ -14,6 +14,7 @@ Every error the SDK raises derives from `NullspaceError`::
     │   ├── PayloadTooLargeError      413      code "payload_too_large"
     │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
     │   ├── IntegrityError            422      code "integrity_error" (what landed differs from what was sent)
+    │   ├── PackageInstallError       422      code "package_install_failed" (the installer's message; nothing changed)
     │   ├── CapacityError             503      code "capacity"
     │   └── ServerError               5xx      code "internal"
     ├── TransportError                the server could not be reached
@@ -103,6 +104,14 @@ class IntegrityError(APIError):
     default_code = "integrity_error"
 
 
+class PackageInstallError(APIError):
+    """`install_packages` failed: a package does not exist or does not resolve, or its install
+    failed. The message carries the installer's (pip's, npm's) own; the sandbox is unchanged."""
+
+    status_code = 422
+    default_code = "package_install_failed"
+
+
 class CapacityError(APIError):
     status_code = 503
     default_code = "capacity"
@@ -173,6 +182,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         PayloadTooLargeError,
         DiskFullError,
         IntegrityError,
+        PackageInstallError,
         CapacityError,
         ServerError,
     )

@@ -14,6 +14,7 @@ import sys
 
 import uvicorn
 
+from . import languages
 from .app import create_app
 from .config import (
     DEFAULT_RUNTIME_DIR,
@@ -46,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> AgentConfig:
     kernels, workdir = load_template(args.template_json)
+    boot_language = "python" if "python" in kernels else next(iter(kernels))
+    prestart = languages.resolve_prestart(
+        languages.load_prestart(args.template_json), kernels, boot_language, languages.prestart_override()
+    )
     runtime_dir = os.path.abspath(args.runtime_dir)
     if len(runtime_dir) > MAX_RUNTIME_DIR:
         raise ConfigError(f"--runtime-dir is too long for IPC socket paths: {runtime_dir}")
@@ -63,7 +68,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         max_output_bytes=args.max_output_bytes,
         startup_timeout=args.startup_timeout,
         kernel_output=args.kernel_output,
-        boot_language="python" if "python" in kernels else next(iter(kernels)),
+        boot_language=boot_language,
+        prestart=prestart,
     )
 
 

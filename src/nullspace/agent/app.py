@@ -21,9 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import commands, configure, files, messages
+from . import commands, configure, files, messages, packages
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry
+from .languages import start_prestart
 from .runs import Run, RunRequest
 
 log = logging.getLogger("nullspace.agent")
@@ -143,7 +144,10 @@ def _run_request(body: dict[str, Any]) -> RunRequest:
         for key, value in envs.items():
             if not key or "=" in key or "\0" in key or "\0" in value:
                 raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
-    return RunRequest(code=code, envs=envs or None, timeout=timeout or None)
+    cap = body.get("max_output_bytes")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise AgentError(400, "invalid_argument", "max_output_bytes must be a positive integer")
+    return RunRequest(code=code, envs=envs or None, timeout=timeout or None, max_output_bytes=cap)
 
 
 async def execute(request: Request) -> Response:
@@ -193,9 +197,12 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reg.boot()
+        warmup = start_prestart(reg)
         try:
             yield
         finally:
+            if warmup is not None:
+                warmup.cancel()
             await reg.close()
 
     app = Starlette(
@@ -209,6 +216,7 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             *configure.routes,
             *commands.routes,
             *files.routes,
+            *packages.routes,
         ],
         exception_handlers={
             AgentError: _agent_error,

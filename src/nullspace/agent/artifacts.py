@@ -143,7 +143,9 @@ def describe(path: str, change: str, hash_budget: list[int]) -> dict[str, Any] |
     }
 
 
-def report(before: Tree, max_artifacts: int = MAX_ARTIFACTS, max_hash_bytes: int = MAX_HASH_BYTES) -> dict[str, Any] | None:
+def report(
+    before: Tree, max_artifacts: int = MAX_ARTIFACTS, max_hash_bytes: int = MAX_HASH_BYTES
+) -> dict[str, Any] | None:
     """Walk again and build the ``artifacts`` event, or None when nothing changed."""
     after = walk(before.root)
     found = changed(before, after)

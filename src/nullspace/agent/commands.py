@@ -1,8 +1,9 @@
 """Processes: ``/commands`` (docs/api.md, "Commands").
 
 Each command is started by the agent as the sandbox user, in its own session and process group
-(``start_new_session``), so a timeout or a kill reaches its whole tree: the group, its session,
-and every descendant found in /proc (children that called ``setsid`` are still descendants).
+(``start_new_session``) and with ``NULLSPACE_COMMAND_ID`` in its environment, so a timeout or a
+kill reaches its whole tree: the group, the session, every descendant found in /proc, and every
+process that inherited the marker (daemons that called ``setsid`` and were orphaned included).
 
 Output is read by the command's own tasks whether or not anyone listens, and kept as a list of
 events capped at ``max_output_bytes`` (text plus a per-event overhead, so a process printing
@@ -53,6 +54,7 @@ EVENT_OVERHEAD = 128  # bytes charged per event on top of its text (bounds tiny-
 OUTPUT_GRACE = 1.0  # seconds to keep reading pipes after the command exited
 MAX_FINISHED = 32  # finished background commands kept for late readers
 STDIN_TIMEOUT = 30.0  # seconds a stdin write may wait for the process to read
+MARKER = "NULLSPACE_COMMAND_ID"
 SIGNALS = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"}
 
 
@@ -87,10 +89,28 @@ def _proc_table() -> dict[int, tuple[int, int, int]]:
     return table
 
 
-def tree_pids(leader: int, table: dict[int, tuple[int, int, int]]) -> set[int]:
+def _marked(command_id: str) -> set[int]:
+    """Processes whose environment carries ``NULLSPACE_COMMAND_ID=<command_id>``."""
+    marker = f"{MARKER}={command_id}".encode()
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                environ = fh.read(1 << 20)
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.add(int(name))
+    return found
+
+
+def tree_pids(leader: int, table: dict[int, tuple[int, int, int]], marked: set[int] = frozenset()) -> set[int]:
     """The processes of a command started as a session leader: its session, its process group,
-    and its descendants (pure; `table` as `_proc_table` returns it)."""
+    the `marked` ones, and all their descendants (pure; `table` as `_proc_table` returns it)."""
     found = {pid for pid, (_, pgrp, sid) in table.items() if sid == leader or pgrp == leader}
+    found |= marked & table.keys()
     if leader in table:
         found.add(leader)
     children = collections.defaultdict(list)
@@ -107,14 +127,14 @@ def tree_pids(leader: int, table: dict[int, tuple[int, int, int]]) -> set[int]:
     return found
 
 
-def kill_tree(leader: int, sig: int = signal.SIGKILL) -> int:
+def kill_tree(leader: int, command_id: str, sig: int = signal.SIGKILL) -> int:
     """Send `sig` to the whole tree of `leader`, repeatedly (forks race with us). Returns how
     many processes were signalled."""
     total = 0
     for _ in range(5):
         with contextlib.suppress(OSError):
             os.killpg(leader, sig)
-        pids = tree_pids(leader, _proc_table())
+        pids = tree_pids(leader, _proc_table(), _marked(command_id))
         if not pids:
             break
         for pid in pids:
@@ -211,6 +231,7 @@ class Command:
     # -- process -------------------------------------------------------------------------------
 
     def start(self, env: dict[str, str], stdin: bytes | None, oom_score_adj: int) -> None:
+        env = {**env, MARKER: self.id}
         keep_stdin = self.background or stdin is not None
         self.proc = subprocess.Popen(  # noqa: S603 - running the user's command is the point
             self.argv,
@@ -325,7 +346,7 @@ class Command:
         if self.kill_reason is None or sig == signal.SIGKILL:
             self.kill_reason = reason
         if sig == signal.SIGKILL:
-            kill_tree(self.pid)
+            kill_tree(self.pid, self.id)
         else:
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, sig)

@@ -46,6 +46,10 @@ class AgentConfig:
     kernel_output: str = "null"
     """"null": kernel process stdout/stderr go to /dev/null; "inherit": to the agent's."""
     boot_language: str = "python"
+    prestart: tuple[str, ...] = ()
+    """Languages whose default context starts in the background after boot (languages.py)."""
+    prestart_delay: float = 1.0
+    """Seconds the sandbox must be idle before each prestart."""
 
     def kernel_for(self, language: str) -> str | None:
         """The kernelspec name for a normalized language (typescript falls back to javascript)."""

@@ -200,7 +200,7 @@ class Context:
         result = await drive(
             self.kernel,
             run,
-            max_output_bytes=cfg.max_output_bytes,
+            max_output_bytes=run.request.max_output_bytes or cfg.max_output_bytes,
             chunk_bytes=cfg.chunk_bytes,
             interrupt_grace=cfg.interrupt_grace,
             poll_interval=cfg.poll_interval,

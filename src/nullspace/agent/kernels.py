@@ -20,6 +20,8 @@ from typing import Any
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
+from . import languages
+
 log = logging.getLogger("nullspace.agent")
 
 PR_SET_PDEATHSIG = 1
@@ -125,6 +127,7 @@ class Kernel:
             connection_file=self.connection_file,
         )
         self.km = km
+        languages.apply_transport(km)  # Deno and JJava speak TCP only
         launch: dict[str, Any] = {
             "cwd": self.cwd,
             "env": self.env,

@@ -13,6 +13,8 @@ import signal
 from datetime import UTC, datetime
 from typing import Any
 
+from .languages import tidy_error
+
 Event = dict[str, Any]
 
 CHUNK_BYTES = 64 * 1024
@@ -37,6 +39,7 @@ def strip_ansi(text: str) -> str:
 
 
 def error_event(name: str, value: str, traceback: str = "", **extra: Any) -> Event:
+    name, value = tidy_error(name, value, traceback)  # per-language quirks (JJava's names)
     return {"type": "error", "name": name, "value": value, "traceback": traceback, **extra}
 
 
@@ -112,6 +115,7 @@ def timeout_error(timeout: float, *, restarted: bool) -> Event:
     return error_event(
         "ExecutionTimeout",
         f"execution exceeded the {float(timeout)} s timeout; the kernel was {what}",
+        state_lost=restarted,
     )
 
 

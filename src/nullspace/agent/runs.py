@@ -24,6 +24,7 @@ class RunRequest:
     code: str
     envs: dict[str, str] | None = None
     timeout: float | None = None
+    max_output_bytes: int | None = None  # None: the agent's --max-output-bytes
 
 
 class Outcome(enum.Enum):

@@ -27,6 +27,7 @@ from nullspace.templates import (
     BuildProgress,
     TemplateImage,
     TemplateSpec,
+    _store,
     builtin_names,
     builtin_spec,
     default_data_dir,
@@ -59,8 +60,11 @@ def _human(size: float) -> str:
 
 
 def _resolve(name_or_path: str, data_dir: Path) -> TemplateSpec:
-    """A spec file path, a built-in name, or a template built earlier (its stored spec)."""
+    """A spec file path (or a directory holding template.toml), a built-in name, or a template
+    built earlier (from its spec file if that still exists, else its stored spec)."""
     path = Path(name_or_path)
+    if path.is_dir():
+        return load_spec(path / "template.toml")
     if name_or_path.endswith(".toml") or "/" in name_or_path or path.is_file():
         return load_spec(path)
     if name_or_path in builtin_names():
@@ -72,6 +76,9 @@ def _resolve(name_or_path: str, data_dir: Path) -> TemplateSpec:
             f"{name_or_path!r} is not a spec file, a built-in template ({known}) or a template built before",
             param_hint="NAME_OR_PATH",
         )
+    source = (_store.read_meta(data_dir, image.name, image.digest) or {}).get("source")
+    if isinstance(source, str) and Path(source).is_file():
+        return load_spec(source)
     return image.spec
 
 
@@ -98,6 +105,8 @@ class _BuildDisplay:
         self.lines: collections.deque[str] = collections.deque(maxlen=tail)
         self.tasks: dict[str, TaskID] = {}
         self.current: str | None = None
+        self.ran: list[str] = []
+        self.cached: list[str] = []
         self.live = Live(Group(self.progress, self), console=out, refresh_per_second=12)
 
     def __rich__(self) -> Text:
@@ -112,7 +121,14 @@ class _BuildDisplay:
             self.current = event.step
             self.lines.clear()
         elif event.kind == "done":
-            self.progress.update(self.tasks[event.step], total=1, completed=1)
+            task = self.tasks[event.step]
+            if event.cached:
+                label = self.progress.tasks[task].description
+                self.progress.update(task, description=f"[dim]{label} (cached)[/]")
+                self.cached.append(event.step)
+            elif event.step != "commit":
+                self.ran.append(event.step)
+            self.progress.update(task, total=1, completed=1)
         elif event.message.strip():
             self.lines.append(event.message.expandtabs())
 
@@ -133,7 +149,11 @@ def build(
     data_dir: DataDir = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
-    """Build a template (instant if this exact spec was built before)."""
+    """Build a template from a spec file or a built-in name (instant if nothing changed).
+
+    Layered templates (a `template:` base, or npm/files/run steps) reuse every cached step
+    up to the first one that changed.
+    """
     data_dir = data_dir or default_data_dir()
     started = time.monotonic()
     display = _BuildDisplay(console)
@@ -158,8 +178,14 @@ def build(
     cached = not display.tasks
     verb = "up to date" if cached else f"built in {elapsed:.1f} s"
     console.print(f"[green bold]{image.name}[/] {verb} (digest {image.digest[:12]})")
-    console.print(f"  rootfs  {image.rootfs}", soft_wrap=True)
-    console.print(f"  size    {_human(image.size_bytes)}")
+    if display.ran or display.cached:
+        ran = ", ".join(display.ran) or "none"
+        console.print(f"  steps   ran: {ran}; cached: {len(display.cached)}", soft_wrap=True)
+    if len(image.layers) > 1:
+        console.print(f"  layers  {len(image.layers)} (top: {image.rootfs})", soft_wrap=True)
+    else:
+        console.print(f"  rootfs  {image.rootfs}", soft_wrap=True)
+    console.print(f"  size    {_human(image.size_bytes)}{' added' if len(image.layers) > 1 else ''}")
 
 
 @app.command("list")
@@ -169,9 +195,12 @@ def list_(data_dir: DataDir = None) -> None:
     if not images:
         console.print("No templates built yet. Try: nullspace template build code-interpreter")
         return
-    table = Table("name", "digest", "size", "built at", box=None, header_style="bold")
+    table = Table("name", "base", "layers", "digest", "size", "built at", box=None, header_style="bold")
     for image in images:
-        table.add_row(image.name, image.digest[:12], _human(image.size_bytes), _when(image))
+        table.add_row(
+            image.name, image.spec.base, str(len(image.layers)), image.digest[:12],
+            _human(image.size_bytes), _when(image),
+        )  # fmt: skip
     console.print(table)
 
 
@@ -184,7 +213,8 @@ def delete(
     name: Annotated[str, typer.Argument(help="Template name.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Delete every build of a template. Make sure no sandbox uses it."""
+    """Delete every build of a template (and layers nothing else uses). Make sure no sandbox
+    uses it; a template other templates are built on cannot be deleted."""
     try:
         deleted = delete_template(name, data_dir or default_data_dir())
     except NullspaceError as exc:

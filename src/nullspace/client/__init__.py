@@ -3,8 +3,13 @@
 Import from the top-level package (`from nullspace import Sandbox`); the modules here are private.
 """
 
+from ._artifacts import ArtifactInfo
 from ._async import AsyncSandbox
+from ._async.artifacts import AsyncArtifact
+from ._async.commands import AsyncCommandHandle
+from ._commands import CommandInfo, CommandResult
 from ._execution import StreamEvent
+from ._files import EntryInfo, WriteEntry, WriteInfo
 from ._models import (
     Context,
     EndOfExecution,
@@ -15,20 +20,35 @@ from ._models import (
     Result,
     SandboxInfo,
 )
+from ._packages import InstalledPackage, InstallResult
 from ._sync import Sandbox
+from ._sync.artifacts import Artifact
+from ._sync.commands import CommandHandle
 
 __all__ = [
+    "Artifact",
+    "ArtifactInfo",
+    "AsyncArtifact",
+    "AsyncCommandHandle",
     "AsyncSandbox",
+    "CommandHandle",
+    "CommandInfo",
+    "CommandResult",
     "Context",
     "EndOfExecution",
+    "EntryInfo",
     "Execution",
     "ExecutionError",
+    "InstallResult",
+    "InstalledPackage",
     "Logs",
     "OutputMessage",
     "Result",
     "Sandbox",
     "SandboxInfo",
     "StreamEvent",
+    "WriteEntry",
+    "WriteInfo",
 ]
 
 for _name in __all__:

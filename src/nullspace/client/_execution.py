@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from .._exceptions import ExecutionTimeoutError, InvalidArgumentError, TransportError
 from .._protocol import ndjson
+from ._artifacts import ArtifactInfo, parse_event
 from ._models import (
     Context,
     EndOfExecution,
@@ -50,6 +51,7 @@ def execute_body(
     context: Context | str | None,
     envs: dict[str, str] | None,
     timeout: float | None,
+    max_output_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The JSON body of `POST /v1/sandboxes/{id}/execute`.
 
@@ -62,13 +64,18 @@ def execute_body(
         raise InvalidArgumentError(
             "pass either language or context, not both (a context already has a language)"
         )
-    return {
+    body = {
         "code": code,
         "language": language,
         "context_id": context_id(context),
         "envs": dict(envs) if envs is not None else None,
         "timeout": timeout,
     }
+    if max_output_bytes is not None:
+        if isinstance(max_output_bytes, bool) or not isinstance(max_output_bytes, int) or max_output_bytes < 1:
+            raise InvalidArgumentError(f"max_output_bytes must be a positive int, not {max_output_bytes!r}")
+        body["max_output_bytes"] = max_output_bytes
+    return body
 
 
 class NDJSONDecoder:
@@ -117,6 +124,9 @@ def _traceback(value: Any) -> str:
     return _text(value)
 
 
+_ERROR_FIELDS = frozenset({"type", "name", "value", "traceback", "state_lost"})
+
+
 class ExecutionBuilder:
     """Assemble an `Execution` from wire events (pure; one builder per run).
 
@@ -125,9 +135,12 @@ class ExecutionBuilder:
         status: The `end_of_execution` status, or None while the stream is open.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, artifact: Callable[[ArtifactInfo], ArtifactInfo] | None = None) -> None:
+        """`artifact` turns each `ArtifactInfo` into the object stored (the sandboxes bind it to
+        themselves, so that `read()` / `download()` work)."""
         self.execution = Execution()
         self.status: str | None = None
+        self._artifact = artifact
 
     @property
     def ended(self) -> bool:
@@ -153,10 +166,13 @@ class ExecutionBuilder:
         if kind == "error":
             if ex.error is not None:  # at most one per run; keep the first
                 return []
+            details = {k: v for k, v in event.items() if k not in _ERROR_FIELDS}
             ex.error = ExecutionError(
                 name=_text(event.get("name")),
                 value=_text(event.get("value")),
                 traceback=_traceback(event.get("traceback")),
+                state_lost=event.get("state_lost") is True,
+                details=details,
             )
             return [ex.error]
         if kind == "number_of_executions":
@@ -164,6 +180,9 @@ class ExecutionBuilder:
             ex.execution_count = count if isinstance(count, int) else None
         elif kind == "limit":
             ex.limits.append({k: v for k, v in event.items() if k != "type"})
+        elif kind == "artifacts":
+            for info in parse_event(event):
+                ex.artifacts.append(self._artifact(info) if self._artifact else info)
         elif kind == "end_of_execution":
             self.status = _text(event.get("status")) or "ok"
             return [EndOfExecution(status=self.status, execution=ex)]

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .._exceptions import ServerError
+from ._artifacts import ArtifactInfo
 
 CHART_MIME = "application/vnd.nullspace.chart+json"
 
@@ -49,13 +50,27 @@ class OutputMessage:
 
 @dataclass
 class ExecutionError:
-    """The error a run ended with (`name`, `value`, `traceback`), like a Python exception."""
+    """The error a run ended with (`name`, `value`, `traceback`), like a Python exception.
+
+    Attributes:
+        name: The exception class, or a server-made name: `OutOfMemory`, `KernelDied`,
+            `ExecutionTimeout`, ... (docs/api.md).
+        value: The message.
+        traceback: The formatted traceback ("" for server-made errors).
+        state_lost: True when the context's kernel was restarted because of this error (it
+            died, or a timeout could not interrupt it): its variables and imports are gone.
+            The context itself works again for the next run.
+        details: Other fields the server sent, e.g. `signal` and `exit_code` for `KernelDied`,
+            `limit` for `OutOfMemory`.
+    """
 
     name: str
     value: str
     traceback: str = ""
+    state_lost: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """The error as a plain dict."""
         return asdict(self)
 
@@ -200,6 +215,8 @@ class Execution:
         error: The error the run ended with, or None.
         execution_count: The kernel's execution counter for this run.
         limits: `limit` events (sandbox limits hit during the run) as dicts.
+        artifacts: Files the run created or changed under its context's working directory
+            (`Artifact` in `Sandbox`, `AsyncArtifact` in `AsyncSandbox`: `read()`, `download()`).
     """
 
     results: list[Result] = field(default_factory=list)
@@ -207,6 +224,7 @@ class Execution:
     error: ExecutionError | None = None
     execution_count: int | None = None
     limits: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[ArtifactInfo] = field(default_factory=list)
 
     @property
     def text(self) -> str | None:
@@ -224,6 +242,7 @@ class Execution:
             "error": self.error.to_dict() if self.error else None,
             "execution_count": self.execution_count,
             "limits": self.limits,
+            "artifacts": [a.to_dict() for a in self.artifacts],
         }
 
     def to_json(self) -> str:

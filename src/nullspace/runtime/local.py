@@ -44,6 +44,7 @@ class SandboxRequest:
     disk_bytes: int
     env: dict[str, str]
     workdir: str = "/home/user"
+    layers: tuple[Path, ...] = ()     # a layered template's lower dirs, top first (else rootfs)
 
 
 @dataclass
@@ -87,10 +88,11 @@ class LocalRuntime:
         cgroup = self.cgroups.create(sid, request.limits)
         try:
             sfs = mounts.prepare(
-                base, request.rootfs,
+                base, request.layers or request.rootfs,
                 uid=request.host_uid, gid=request.host_uid,
                 disk_bytes=request.disk_bytes, home=request.workdir,
             )
+            _package_cache(base)
             return await self._launch(request, base, sfs.root, cgroup)
         except BaseException:
             await asyncio.to_thread(_destroy, cgroup, base)
@@ -120,6 +122,7 @@ class LocalRuntime:
                 env=request.env,
                 workdir=request.workdir,
                 seccomp_fd=seccomp_fd,
+                extra_ro_binds=_package_cache_bind(base, root),
             )
             process, exited = await self.reaper.spawn(
                 build_argv(policy),
@@ -165,6 +168,30 @@ class LocalRuntime:
                     if entry.name not in removed:
                         removed.append(entry.name)
         return removed
+
+
+PACKAGE_CACHE_VIEW = "/opt/nullspace/cache"
+
+
+def _package_cache(base: Path) -> Path:
+    """`<base>/cache/{wheels,npm}`: what the trusted side fetched for this sandbox's
+    install_packages calls (server/packages.py), bound read-only at PACKAGE_CACHE_VIEW."""
+    cache = base / "cache"
+    for path in (cache, cache / "wheels", cache / "npm"):
+        path.mkdir(mode=0o755)
+        os.chmod(path, 0o755)
+    return cache
+
+
+def _package_cache_bind(base: Path, root: Path) -> tuple[tuple[Path, str], ...]:
+    """The bind, if the template has the mount point as a real directory (templates built
+    before it existed have none; bwrap 0.8 would follow a symlink there: §7.8)."""
+    current = root
+    for part in PACKAGE_CACHE_VIEW.strip("/").split("/"):
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            return ()
+    return ((base / "cache", PACKAGE_CACHE_VIEW),)
 
 
 def _destroy(cgroup: Cgroup, base: Path) -> None:

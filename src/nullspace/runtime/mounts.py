@@ -5,7 +5,7 @@ Layout under ``<data dir>/sandboxes/<id>/`` (all root-owned; see `prepare`):
     fs/        tmpfs, size=disk limit, nr_inodes bounded   (the only writable storage)
     fs/upper   overlay upper dir
     fs/work    overlay work dir
-    root/      overlay(lower=template rootfs, upper, work) → bound as / by bwrap
+    root/      overlay(lower=template layers, upper, work) → bound as / by bwrap
 
 Mounts go through mount(2)/umount2(2) directly (0.1 ms) rather than the mount(8) binary,
 which would also be a child process the reaper must not steal.
@@ -17,6 +17,7 @@ import ctypes
 import errno
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class SandboxFilesystem:
 
 def prepare(
     base: Path,
-    lower: Path,
+    lower: Path | Sequence[Path],
     *,
     uid: int,
     gid: int,
@@ -79,7 +80,11 @@ def prepare(
     home: str,
     max_inodes: int = 65536,
 ) -> SandboxFilesystem:
-    """Mount tmpfs + overlay for one sandbox; `home` is made writable for the sandbox user."""
+    """Mount tmpfs + overlay for one sandbox; `home` is made writable for the sandbox user.
+
+    `lower` is the template's rootfs, or its layers top first (`lowerdir=top:...:base`).
+    """
+    lowerdir = str(lower) if isinstance(lower, Path) else ":".join(map(str, lower))
     sfs = SandboxFilesystem(base)
     base.mkdir(mode=0o710, parents=True, exist_ok=False)
     os.chown(base, 0, gid)  # the sandbox uid may traverse to root/, nobody else
@@ -98,7 +103,7 @@ def prepare(
         os.chown(home_dir, uid, gid)
         mount(
             "overlay", sfs.root, "overlay", MS_NOSUID | MS_NODEV,
-            f"lowerdir={lower},upperdir={upper},workdir={work}",
+            f"lowerdir={lowerdir},upperdir={upper},workdir={work}",
         )
     except BaseException:
         teardown(base)

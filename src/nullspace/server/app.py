@@ -16,7 +16,7 @@ from ..runtime.local import LocalRuntime
 from ..runtime.reaper import Reaper
 from . import errors
 from .lifecycle import SandboxManager
-from .routes import code, commands, files, pools, sandboxes
+from .routes import code, commands, files, packages, pools, sandboxes, templates
 from .settings import Settings
 from .store import Store
 from .template_resolver import TemplateResolver
@@ -54,6 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pools.router)
     app.include_router(commands.router)
     app.include_router(files.router)
+    app.include_router(packages.router)
+    app.include_router(templates.router)
 
     @app.get("/v1/health", tags=["health"])
     async def health() -> dict[str, str]:

@@ -112,7 +112,7 @@ class SandboxManager:
     ) -> tuple[RunningSandbox, AgentClient]:
         """Start a sandbox and wait until its agent's default kernel answers; the uid is taken."""
         request = SandboxRequest(
-            sandbox_id=sid, rootfs=image.rootfs, host_uid=uid, limits=limits,
+            sandbox_id=sid, rootfs=image.rootfs, layers=image.layers, host_uid=uid, limits=limits,
             disk_bytes=disk_mb * MiB, env={**image.spec.env, **envs}, workdir=image.spec.workdir,
         )
         try:

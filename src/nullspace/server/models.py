@@ -93,6 +93,7 @@ class Execute(Strict):
     context_id: str | None = Field(None, max_length=128)
     envs: dict[str, str] | None = None
     timeout: float | None = Field(None, gt=0)
+    max_output_bytes: int | None = Field(None, ge=1, le=256 << 20)
 
     _envs = field_validator("envs")(_check_envs)
 

@@ -54,6 +54,10 @@ JAVA_FLAGS: tuple[str, ...] = (
     "--add-opens", "java.base/java.util=ALL-UNNAMED",
 )  # fmt: skip
 
+TCP_ONLY = {"nullspace": {"transport": "tcp"}}
+"""Kernelspec metadata for kernels without IPC (unix socket) support, Deno and JJava (JeroMQ):
+the agent connects to them over TCP on the sandbox's own loopback (agent/languages.py)."""
+
 PRESTART: tuple[str, ...] = ("bash", "javascript", "r")
 """Languages whose kernels are cheap enough (small, few threads, < 1.5 s) to start ahead of
 need; written to template.json ``prestart`` in this order. Java (a JVM: ~150 MB, dozens of
@@ -69,15 +73,64 @@ def _require(rootfs: Path, path: str, language: str, package: str) -> None:
         raise TemplateBuildError(f"language {language!r} needs {package} ({path} is missing)")
 
 
+# IRkernel::main(), plus two changes made on the executor object (its class is locked):
+# the visible value of the last expression is an execute_result (the main result, as in IPython;
+# stock IRkernel sends display_data), and an error is named after its condition class
+# ("simpleError") with the bare message as its value (stock: "ERROR", "Error in ...: msg").
+R_START = """\
+local({
+  kernel <- IRkernel:::Kernel$new(connection_file = commandArgs(trailingOnly = TRUE)[[1]])
+  executor <- kernel$executor
+  env <- as.environment(executor)
+  patch <- function(name, fn) {
+    eval(call("$", executor, name))  # installs the method (and what it may call) first
+    environment(fn) <- env
+    if (bindingIsLocked(name, env)) unlockBinding(name, env)
+    assign(name, fn, envir = env)
+  }
+  patch("handle_value", function(obj, visible) {
+    set_last_value(obj)
+    if (!visible) return()
+    mimebundle <- prepare_mimebundle_kernel(obj, .self$handle_display_error)
+    if (is.null(mimebundle$data)) return()
+    if (length(intersect(class(obj), getOption("jupyter.pager_classes"))) > 0) {
+      page(mimebundle)
+    } else {
+      send_response("execute_result", current_request, "iopub",
+                    c(mimebundle, list(execution_count = execution_count)))
+    }
+  })
+  patch("handle_error", function(e) {
+    estr <- resilient_to_str(e)
+    tryCatch({
+      calls <- head(sys.calls()[-seq_len(nframe + 1L)], -3)
+      calls <- skip_repeated(calls)
+      msg <- tryCatch(conditionMessage(e), error = function(e2) estr)
+      err <<- list(ename = class(e)[[1]], evalue = msg,
+                   traceback = as.list(c(paste0(estr, "Traceback:\\n"), format_stack(calls))))
+      if (!is_silent()) send_response("error", current_request, "iopub", err)
+    }, error = function(e2) log_error("Error in handle_error! %s", resilient_to_str(e2)))
+  })
+  kernel$run()
+})
+"""
+
+
 def configure_r(rootfs: Path, kernelspec: str) -> None:
-    """IRkernel from Debian (``IRkernel::installspec()`` would write the same, minus paths)."""
+    """IRkernel from Debian, started through `R_START` (``IRkernel::installspec()`` would write
+    ``-e IRkernel::main()``)."""
     _require(rootfs, "/usr/bin/R", "r", "apt 'r-base-core'")
     _require(rootfs, "/usr/lib/R/site-library/IRkernel", "r", "apt 'r-cran-irkernel'")
+    start = f"{KERNELS_DIR}/{kernelspec}/nullspace_start.R"
+    path = inside(rootfs, start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(R_START)
+    path.chmod(0o644)
     _write_spec(
         rootfs,
         kernelspec,
         {
-            "argv": ["/usr/bin/R", "--no-echo", "--no-save", "--no-restore", "-e", "IRkernel::main()",
+            "argv": ["/usr/bin/R", "--no-echo", "--no-save", "--no-restore", "-f", start,
                      "--args", "{connection_file}"],
             "display_name": "R",
             "language": "R",
@@ -98,6 +151,7 @@ def configure_deno(rootfs: Path, kernelspec: str) -> None:
             "display_name": "Deno",
             "language": "typescript",
             "interrupt_mode": "signal",
+            "metadata": TCP_ONLY,
             "env": {
                 "DENO_DIR": DENO_DIR,
                 "DENO_NO_UPDATE_CHECK": "1",
@@ -121,6 +175,7 @@ def configure_java(rootfs: Path, kernelspec: str) -> None:
             "display_name": "Java (JJava)",
             "language": "java",
             "interrupt_mode": "message",
+            "metadata": TCP_ONLY,
             "env": {},
         },
     )

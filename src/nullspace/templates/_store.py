@@ -2,12 +2,16 @@
 
     <data_dir>/templates/
         <name>/current                  {"digest": ...}  the build sandboxes get
-        <name>/<digest>/rootfs/         the read-only root filesystem
-        <name>/<digest>/meta.json       name, digest, built_at, size_bytes, spec
+        <name>/<digest>/rootfs/         the read-only root filesystem (single-layer builds)
+        <name>/<digest>/meta.json       name, digest, built_at, size_bytes, spec, and for
+                                        layered builds "layers" (base first, relative to
+                                        templates/) and "steps"; "python"/"npm" package info
         <name>/<digest>/build.log       the full build output
+        .layers/<key>/                  layers of layered builds (see `_layers`)
         .build-<name>.XXXX/             a build in progress (renamed to <name>/<digest>)
         .lock-<name>                    flock: one build/delete of <name> at a time
-    <data_dir>/cache/wheels/            wheels shared by all builds
+    <data_dir>/cache/wheels/            wheels shared by all builds and package installs
+    <data_dir>/cache/npm/               npm's cache (content-addressed by npm itself)
 
 A `<digest>` directory appears by one atomic rename, complete with its meta.json, so its
 existence means a finished build. `current` is replaced atomically too.
@@ -25,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nullspace._exceptions import TemplateBuildError
 from nullspace.templates._models import TemplateImage
@@ -42,6 +47,11 @@ def templates_dir(data_dir: Path) -> Path:
 def wheel_cache(data_dir: Path) -> Path:
     """`<data_dir>/cache/wheels`."""
     return Path(data_dir) / "cache" / "wheels"
+
+
+def npm_cache(data_dir: Path) -> Path:
+    """`<data_dir>/cache/npm` (npm's own content-addressed cache)."""
+    return Path(data_dir) / "cache" / "npm"
 
 
 def template_dir(data_dir: Path, name: str) -> Path:
@@ -101,34 +111,56 @@ def write_current(data_dir: Path, name: str, digest: str) -> None:
         raise
 
 
-def meta_dict(spec: TemplateSpec, built_at: datetime, size_bytes: int) -> dict[str, object]:
-    """The content of `meta.json`."""
+def meta_dict(
+    spec: TemplateSpec, built_at: datetime, size_bytes: int, *, digest: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The content of `meta.json` (`digest` defaults to the spec's; `extra` keys are added)."""
     return {
         "name": spec.name,
-        "digest": spec.digest,
+        "digest": digest or spec.digest,
         "built_at": built_at.isoformat(),
         "size_bytes": size_bytes,
         "spec": spec.to_dict(),
+        **extra,
     }
+
+
+def read_meta(data_dir: Path, name: str, digest: str) -> dict[str, Any] | None:
+    """The raw meta.json of a build, or None."""
+    try:
+        meta = json.loads((template_dir(data_dir, name) / digest / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def read_image(data_dir: Path, name: str, digest: str) -> TemplateImage | None:
     """The finished build `<name>/<digest>`, or None if it does not exist or is damaged."""
     build = template_dir(data_dir, name) / digest
+    root = templates_dir(data_dir)
     try:
         meta = json.loads((build / "meta.json").read_text())
         spec = parse_spec(meta["spec"], path=build / "meta.json")
+        stored = meta.get("layers")
+        if stored is None:
+            layers: tuple[Path, ...] = (build / "rootfs",)
+        else:
+            if not stored or not all(isinstance(p, str) and ".." not in p.split("/") for p in stored):
+                return None
+            layers = tuple(root / p for p in reversed(stored))  # top first
         image = TemplateImage(
             name=name,
             digest=digest,
-            rootfs=build / "rootfs",
+            rootfs=layers[0],
             spec=spec,
             built_at=datetime.fromisoformat(meta["built_at"]),
             size_bytes=int(meta.get("size_bytes", 0)),
+            layers=layers,
+            build_dir=build,
         )
-    except (OSError, ValueError, KeyError, TypeError, TemplateBuildError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, TemplateBuildError):
         return None
-    if spec.name != name or meta.get("digest") != digest or not image.rootfs.is_dir():
+    if spec.name != name or meta.get("digest") != digest or not all(p.is_dir() for p in layers):
         return None
     return image
 

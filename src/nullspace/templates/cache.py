@@ -6,8 +6,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from nullspace._exceptions import TemplateBuildError, TemplateNotFoundError
-from nullspace.templates import _store, builder
+from nullspace._exceptions import ConflictError, TemplateBuildError, TemplateNotFoundError
+from nullspace.templates import _layers, _store, builder
 from nullspace.templates._models import ProgressCallback, TemplateImage
 from nullspace.templates.spec import NAME_RE, TemplateSpec, load_spec
 
@@ -65,12 +65,16 @@ def ensure_template(
 ) -> TemplateImage:
     """A built template, building it only if its digest is missing (or `force`).
 
+    For a layered template (on a template base, or with npm/files/run steps) the digest covers
+    the base template's current build, every step and the content of every copied file; a
+    build reuses every cached layer below the first step that changed.
+
     Args:
         template: A built-in name (its spec's digest decides whether to rebuild), the name of
             a template built earlier from a custom spec (returned as is), or a `TemplateSpec`.
         data_dir: Defaults to `default_data_dir()`.
         on_progress: Receives `BuildProgress` events if a build happens.
-        force: Rebuild even if the digest exists.
+        force: Rebuild even if the digest exists (every layer of this template, too).
 
     Raises:
         TemplateNotFoundError: `template` is a name that is neither built-in nor built.
@@ -86,19 +90,20 @@ def ensure_template(
         spec = builtin_spec(template)
     else:
         spec = template
+    plan = builder.plan_build(spec, data_dir, on_progress, force=force)
     if not force:
-        image = _store.read_image(data_dir, spec.name, spec.digest)
-        if image is not None and _store.read_current(data_dir, spec.name) == spec.digest:
+        image = _store.read_image(data_dir, spec.name, plan.digest)
+        if image is not None and _store.read_current(data_dir, spec.name) == plan.digest:
             return image  # the common case: no lock, no build
     with _store.name_lock(data_dir, spec.name):
         if not force:
             # Built earlier (or by someone else while we waited): just make it current.
-            image = _store.read_image(data_dir, spec.name, spec.digest)
+            image = _store.read_image(data_dir, spec.name, plan.digest)
             if image is not None:
-                if _store.read_current(data_dir, spec.name) != spec.digest:
-                    _store.write_current(data_dir, spec.name, spec.digest)
+                if _store.read_current(data_dir, spec.name) != plan.digest:
+                    _store.write_current(data_dir, spec.name, plan.digest)
                 return image
-        return builder.build_locked(spec, data_dir, on_progress)
+        return builder.build_locked(spec, data_dir, on_progress, plan)
 
 
 def list_templates(data_dir: str | Path | None = None) -> list[TemplateImage]:
@@ -112,12 +117,14 @@ def list_templates(data_dir: str | Path | None = None) -> list[TemplateImage]:
 
 
 def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
-    """Delete every build of `name`. Returns False if there was nothing to delete.
+    """Delete every build of `name`, then every layer no remaining build uses.
 
-    Sandboxes still running on one of its builds use it as their overlay's lower layer:
-    the caller must make sure none is running.
+    Returns False if there was nothing to delete. Sandboxes still running on one of its
+    builds use it as their overlay's lower layers: the caller must make sure none is running
+    (the server refuses while any is).
 
     Raises:
+        ConflictError: Another template is built on top of this one (delete that first).
         TemplateBuildError: Something is still mounted inside the template's directory.
     """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -127,8 +134,14 @@ def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
     if not directory.exists():
         return False
     with _store.name_lock(data_dir, name):
+        users = _layers.users_of(data_dir, name)
+        if users:
+            raise ConflictError(
+                f"template {name!r} is the base of {', '.join(map(repr, users))}; delete those first"
+            )
         try:
             _store.remove_tree(directory)
         except OSError as exc:
             raise TemplateBuildError(f"cannot delete template {name!r}: {exc}") from exc
+    _layers.collect_garbage(data_dir)
     return True

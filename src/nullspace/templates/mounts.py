@@ -24,6 +24,7 @@ MOUNT_POINTS: tuple[str, ...] = (
     "/run",
     "/run/nullspace",
     "/opt/nullspace/lib",
+    "/opt/nullspace/cache",
     "/home/user",
     "/etc/resolv.conf",
 )

@@ -54,7 +54,7 @@ __all__ = [
     "parse_spec",
 ]
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 """Part of every digest: bump it when the builder's output changes for the same spec."""
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -90,6 +90,26 @@ _FILE_KEYS = ("src", "dest", "mode")
 # File destinations the runtime hides (it mounts over them) or that are not files at all.
 # /home/user is merged with the sandbox's own home, so files there are fine.
 _HIDDEN_DESTS = tuple(p for p in (*MOUNT_POINTS, "/sys") if p != "/home/user")
+
+
+def package_problem(package: object, language: str) -> str | None:
+    """Why `package` is not an acceptable requirement (None if it is).
+
+    The same strict rules as a spec's `pip`/`npm` lists: a name plus an optional version
+    specifier; never an option (`-…`), a URL, a path, a marker (`;`), whitespace tricks.
+    """
+    if not isinstance(package, str):
+        return "must be a string"
+    if len(package) > 214:
+        return "is too long"
+    if package.lstrip().startswith("-"):
+        return "looks like an option; options are not allowed"
+    if language == "python":
+        ok = _PIP_RE.fullmatch(package) is not None and "\n" not in package
+        return None if ok else "is not a requirement 'name[extras]<specifiers>'"
+    if language == "javascript":
+        return None if _NPM_RE.fullmatch(package) else "is not an npm package '[@scope/]name[@version-range]'"
+    return f"language {language!r} has no package installer"
 
 
 def npm_name(package: str) -> str:
@@ -228,7 +248,8 @@ class TemplateSpec:
 
 
 def load_spec(path: str | Path) -> TemplateSpec:
-    """Read and validate a spec file. `name` defaults to the file's stem.
+    """Read and validate a spec file. `name` defaults to the file's stem (to the directory's
+    name for a file called `template.toml`).
 
     Raises:
         TemplateSpecError: The file is unreadable, not TOML, or not a valid spec.
@@ -245,7 +266,8 @@ def load_spec(path: str | Path) -> TemplateSpec:
         raise TemplateSpecError(
             f"invalid TOML: {exc}", path=path, line=int(match.group(1)) if match else None
         ) from exc
-    data.setdefault("name", path.stem)
+    # `<dir>/template.toml` is named after its directory; any other file after its stem.
+    data.setdefault("name", path.resolve().parent.name if path.name == "template.toml" else path.stem)
     return parse_spec(data, path=path, text=text, check_files=True)
 
 

@@ -216,7 +216,8 @@ def test_template(tmp_path: pathlib.Path) -> None:
 
 def test_agent_imports_only_what_the_sandbox_has() -> None:
     """The package runs as top-level `nullspace_agent` on the template's Python."""
-    allowed = set(sys.stdlib_module_names) | {"jupyter_client", "starlette", "uvicorn"}
+    # zmq: pyzmq comes with jupyter_client (bash_kernel.py speaks the wire protocol with it)
+    allowed = set(sys.stdlib_module_names) | {"jupyter_client", "starlette", "uvicorn", "zmq"}
     package = pathlib.Path(messages.__file__).parent
     for path in package.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

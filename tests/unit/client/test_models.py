@@ -112,9 +112,10 @@ def test_execution_text_and_to_json_round_trip() -> None:
             {"data": {"text/plain": "2"}, "is_main_result": True, "metadata": {}},
         ],
         "logs": {"stdout": ["hi\n"], "stderr": []},
-        "error": {"name": "ValueError", "value": "bad", "traceback": "tb"},
+        "error": {"name": "ValueError", "value": "bad", "traceback": "tb", "state_lost": False, "details": {}},
         "execution_count": 4,
         "limits": [{"resource": "pids", "limit": 512, "message": "m"}],
+        "artifacts": [],
     }
     assert nullspace.Execution().text is None
     assert json.loads(nullspace.Execution().to_json())["error"] is None

@@ -123,11 +123,14 @@ def test_remove_tree_refuses_mounted_trees(tmp_path: Path, monkeypatch: pytest.M
     assert victim.is_dir()
 
 
-def test_template_base_is_not_supported_yet(tmp_path: Path) -> None:
-    spec = parse_spec({"name": "layered", "base": "template:code-interpreter"})
-    assert spec.base_kind == "template" and spec.base_ref == "code-interpreter"
-    with pytest.raises(TemplateBuildError, match="not supported yet"):
-        builder.build(spec, tmp_path)
+def test_template_base_must_be_built_first(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "layered", "base": "template:my-base"})
+    assert spec.base_kind == "template" and spec.base_ref == "my-base"
+    with pytest.raises(TemplateBuildError, match="base template 'my-base' is not built"):
+        builder.plan_build(spec, tmp_path)
+    itself = parse_spec({"name": "loop", "base": "template:loop"})
+    with pytest.raises(TemplateBuildError, match="cannot be based on itself"):
+        builder.plan_build(itself, tmp_path)
 
 
 def test_run_streams_lines_and_names_the_failing_step(tmp_path: Path) -> None:
@@ -167,8 +170,15 @@ def test_bwrap_argv_isolates_the_chroot(tmp_path: Path) -> None:
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
         assert flag in argv
     assert argv[argv.index("--cap-drop") + 1] == "ALL"
-    assert ["--ro-bind", str(tmp_path / "w.whl"), "/tmp/w/w.whl"] == argv[10:13]
+    assert ["--ro-bind", "/proc/sys", "/proc/sys"] == argv[8:11]  # no host-wide sysctl writes
+    assert ["--ro-bind", str(tmp_path / "w.whl"), "/tmp/w/w.whl"] == argv[13:16]
+    assert "--cap-add" not in argv and "/etc/resolv.conf" not in argv
+    assert argv[argv.index("PIP_CONFIG_FILE") + 1] == "/dev/null"
     assert argv[-2:] == ["--", "/bin/true"]
+    networked = _process.bwrap_argv(tmp_path, ["/bin/true"], caps=["CAP_CHOWN"], network=True)
+    assert "--unshare-net" not in networked
+    assert ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"] == networked[13:16]
+    assert networked[networked.index("--cap-add") + 1] == "CAP_CHOWN"
 
 
 def test_debian_sources(monkeypatch: pytest.MonkeyPatch) -> None:

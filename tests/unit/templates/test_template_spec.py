@@ -33,7 +33,14 @@ def test_builtin_code_interpreter() -> None:
     names = {p.split(">")[0].split("=")[0] for p in spec.pip}
     assert {"ipykernel", "jupyter_client", "numpy", "pandas", "matplotlib", "pillow"} <= names
     assert {"uvicorn", "starlette"} <= names
-    assert dict(spec.kernels) == {"python": "python3"}
+    assert dict(spec.kernels) == {
+        "python": "python3",
+        "r": "ir",
+        "javascript": "deno",
+        "typescript": "deno",
+        "java": "java",
+        "bash": "nullspace-bash",
+    }
     assert spec.user == "user" and spec.workdir == "/home/user" and spec.home == "/home/user"
 
 

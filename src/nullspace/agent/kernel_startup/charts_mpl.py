@@ -20,13 +20,14 @@ from matplotlib.collections import LineCollection, PathCollection, PolyCollectio
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.lines import Line2D
 from matplotlib.patches import Wedge
-from matplotlib.ticker import FixedFormatter
+from matplotlib.ticker import FixedLocator
 
 from .chart_schema import capped, finish, number, text, unit_of, unknown
 
 SOURCE = "matplotlib"
 _NONE = (None, "None", "none", "", " ")
 _BOXES_ATTR = "_nullspace_boxplots"
+_HIST_ATTR = "_nullspace_histogram"
 
 
 def figure_to_chart(figure: Any) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def _safe_axes_chart(ax: Any) -> dict[str, Any]:
     try:
         return _axes_chart(ax)
     except Exception as exc:
-        chart = unknown(_why(exc), source=SOURCE, title=_title(ax))
+        chart = unknown(_why(exc), source=SOURCE)
         del chart["version"], chart["source"]
         return chart
 
@@ -312,13 +313,17 @@ def _bar(ax: Any, bars: list[Any], chart: dict) -> dict:
     tick_names = list(zip(chart[f"{axis}_ticks"], chart[f"{axis}_tick_labels"], strict=False))
     elements = []
     for index, container in enumerate(bars):
-        group = _series_label(container.get_label(), index, "Group")
+        hist = getattr(container, _HIST_ATTR, False)
+        label = container.get_label()
+        if hist and label.startswith("_") and container.patches:
+            label = container.patches[0].get_label()  # hist() labels the first patch
+        group = _series_label(label, index, "Group")
         values = getattr(container, "datavalues", None)
         patches = list(container.patches)
         if values is None or len(values) != len(patches):
             values = [p.get_height() if orientation == "vertical" else p.get_width() for p in patches]
         spans = [_span(p, orientation) for p in patches]
-        names = _bar_names(spans, cat_conv, tick_names)
+        names = _bar_names(spans, cat_conv, tick_names, hist)
         for name, value in zip(names, values, strict=False):
             elements.append({"label": name, "group": group, "value": number(value)})
     chart["type"] = "bar"
@@ -352,21 +357,23 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-def _bar_names(spans: list[tuple[float, float]], conv: _Axis, ticks: list[tuple[Any, str]]) -> list[str]:
-    """A category name per bar: its category; the tick label at its centre; the nearest tick's
-    label when the ticks were labelled by hand (grouped bars sit beside their tick); its bin
-    (histograms); else its centre."""
+def _bar_names(
+    spans: list[tuple[float, float]], conv: _Axis, ticks: list[tuple[Any, str]], hist: bool
+) -> list[str]:
+    """A category name per bar: its category; its bin (histograms); the tick label at its
+    centre; the nearest tick's label when the ticks were placed by hand (grouped bars sit beside
+    their tick); else its centre."""
     centres = [(a + b) / 2 for a, b in spans]
     if conv.kind in ("categorical", "datetime"):
         return [str(conv.to_value(c)) for c in centres]
+    if hist:
+        return [f"{_g(a)}–{_g(b)}" for a, b in spans]
     numeric = [(float(t), label) for t, label in ticks if isinstance(t, int | float) and label]
     exact = [next((label for t, label in numeric if _close(t, c)), None) for c in centres]
     if numeric and all(n is not None for n in exact):
         return [str(n) for n in exact]
-    if isinstance(conv.axis.get_major_formatter(), FixedFormatter) and numeric:
+    if numeric and isinstance(conv.axis.get_major_locator(), FixedLocator):
         return [min(numeric, key=lambda tick, c=c: abs(tick[0] - c))[1] for c in centres]
-    if len(spans) > 1 and all(_close(spans[i][1], spans[i + 1][0]) for i in range(len(spans) - 1)):
-        return [f"{_g(a)}–{_g(b)}" for a, b in spans]  # a histogram: name the bins
     return [_g(c) for c in centres]
 
 
@@ -396,7 +403,7 @@ def _box(ax: Any, boxes: list[dict[str, Any]], chart: dict) -> dict:
     axis = "x" if orientation == "vertical" else "y"
     ticks = dict(zip(chart[f"{axis}_ticks"], chart[f"{axis}_tick_labels"], strict=False))
     for box in boxes:
-        for index, (stats, position) in enumerate(zip(box["stats"], box["positions"], strict=False)):
+        for stats, position in zip(box["stats"], box["positions"], strict=False):
             label = stats.get("label")
             if label is None or str(label) == "":
                 label = ticks.get(position, ticks.get(float(position))) or _g(position)
@@ -432,26 +439,50 @@ def record_boxplot(ax: Any, bxpstats: Any, args: tuple, kwargs: dict, artists: A
     drawn = [a for group in (artists or {}).values() for a in group]
     boxes = list(getattr(ax, _BOXES_ATTR, []))
     boxes.append(
-        {"stats": stats, "positions": [float(p) for p in positions], "orientation": orientation, "artists": drawn}
+        {
+            "stats": stats,
+            "positions": [float(p) for p in positions],
+            "orientation": orientation,
+            "artists": drawn,
+        }
     )
     setattr(ax, _BOXES_ATTR, boxes)
 
 
-def patch_axes(axes_module: Any) -> None:
-    """Wrap ``matplotlib.axes.Axes.bxp`` so box plots keep their statistics (idempotent)."""
-    cls = axes_module.Axes
-    original = cls.bxp
-    if getattr(original, "_nullspace_wrapped", False):
-        return
+def mark_histogram(result: Any) -> None:
+    """Tag the BarContainer(s) that `Axes.hist` returned: their bars are bins, not categories."""
+    patches = result[2] if isinstance(result, tuple) and len(result) == 3 else None
+    containers = patches if isinstance(patches, list) else [patches]
+    for container in containers:
+        if isinstance(container, BarContainer):
+            setattr(container, _HIST_ATTR, True)
 
-    @functools.wraps(original)
+
+def patch_axes(axes_module: Any) -> None:
+    """Wrap ``Axes.bxp`` (box plots keep their statistics) and ``Axes.hist`` (histogram bars
+    are known as bins). Idempotent; the wrappers never change what the originals return."""
+    cls = axes_module.Axes
+    if getattr(cls.bxp, "_nullspace_wrapped", False):
+        return
+    original_bxp, original_hist = cls.bxp, cls.hist
+
+    @functools.wraps(original_bxp)
     def bxp(self: Any, bxpstats: Any, *args: Any, **kwargs: Any) -> Any:
-        artists = original(self, bxpstats, *args, **kwargs)
+        artists = original_bxp(self, bxpstats, *args, **kwargs)
         try:
             record_boxplot(self, bxpstats, args, kwargs, artists)
         except Exception:
             pass
         return artists
 
+    @functools.wraps(original_hist)
+    def hist(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_hist(self, *args, **kwargs)
+        try:
+            mark_histogram(result)
+        except Exception:
+            pass
+        return result
+
     bxp._nullspace_wrapped = True  # type: ignore[attr-defined]
-    cls.bxp = bxp
+    cls.bxp, cls.hist = bxp, hist

@@ -24,7 +24,13 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 _TYPED = {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I", "f4": "f", "f8": "d"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
-_AXIS_TYPES = {"log": "log", "date": "datetime", "category": "categorical", "multicategory": "categorical", "linear": "linear"}
+_AXIS_TYPES = {
+    "log": "log",
+    "date": "datetime",
+    "category": "categorical",
+    "multicategory": "categorical",
+    "linear": "linear",
+}
 _POINT_TRACES = {"scatter", "scattergl"}
 
 
@@ -220,7 +226,13 @@ def _pie(trace: dict[str, Any]) -> dict[str, Any]:
     for label, value in zip(labels, vals, strict=False):
         fraction = (value / total) if total and value and value > 0 else 0.0
         elements.append(
-            {"label": label, "angle": round(360.0 * fraction, 9), "fraction": round(fraction, 9), "radius": 1.0, "value": value}
+            {
+                "label": label,
+                "angle": round(360.0 * fraction, 9),
+                "fraction": round(fraction, 9),
+                "radius": 1.0,
+                "value": value,
+            }
         )
     chart = {"type": "pie", "title": _title(trace.get("title"))}
     if hole:

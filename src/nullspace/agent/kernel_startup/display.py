@@ -4,11 +4,13 @@
   and plotly figures) and the Table Schema MIME type (pandas DataFrame/Series). They run for
   ``display(obj)``, ``plt.show()`` (matplotlib_inline displays the Figure) and the last
   expression. They match classes by ``sys.modules`` lookups, so nothing is imported early.
-* ``display_pub.publish`` is wrapped: a raw plotly bundle (``fig.show()``) gets ``text/html``,
-  ``text/plain`` and the chart. ``PLOTLY_RENDERER`` defaults to ``plotly_mimetype`` so plotly
-  never injects its 3.5 MB ``notebook`` loader.
-* Post-import hooks: ``matplotlib.axes`` (box plot statistics), ``PIL.Image`` (``show()``
-  displays the image instead of starting an image viewer).
+* ``display_pub.publish`` is wrapped: a raw plotly bundle gets ``text/html``, ``text/plain`` and
+  the chart.
+* Post-import hooks: ``matplotlib.axes`` (box plot statistics, histogram bins), ``PIL.Image``
+  (``show()`` displays the image instead of starting an image viewer), ``plotly.io._renderers``
+  (a ``nullspace`` renderer becomes the default unless ``PLOTLY_RENDERER`` is set: it displays the
+  figure's JSON, which the publish hook completes; plotly's own ``notebook`` renderer would inject
+  its 3.5 MB loader and its mimetype renderers need ``nbformat``).
 """
 
 from __future__ import annotations
@@ -172,9 +174,26 @@ def _patch_pil_image(module: Any) -> None:
     image_class.show = show
 
 
+def _patch_plotly_renderers(module: Any) -> None:
+    from plotly.io.base_renderers import ExternalRenderer
+    from plotly.io.json import to_json_plotly
+
+    class NullspaceRenderer(ExternalRenderer):
+        """``fig.show()`` / a figure as last expression: display the figure's JSON (plotly's
+        MIME type); `enrich_bundle` adds html, text and the chart on the way out."""
+
+        def render(self, fig_dict: Any) -> None:
+            from IPython.display import display
+
+            display({PLOTLY_MIME: json.loads(to_json_plotly(fig_dict))}, raw=True)
+
+    module.renderers["nullspace"] = NullspaceRenderer()
+    if not os.environ.get("PLOTLY_RENDERER"):
+        module.renderers.default = "nullspace"
+
+
 def install(shell: Any) -> None:
     """Register everything with `shell` (an InteractiveShell); safe to call twice."""
-    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
     formatter_class = _formatter_class()
     formatters = shell.display_formatter.formatters
     for mime, converters in ((CHART_MIME, CHART_CONVERTERS), (TABLE_MIME, TABLE_CONVERTERS)):
@@ -182,3 +201,4 @@ def install(shell: Any) -> None:
     _wrap_publish(shell.display_pub)
     when_imported("matplotlib.axes", _patch_matplotlib_axes)
     when_imported("PIL.Image", _patch_pil_image)
+    when_imported("plotly.io._renderers", _patch_plotly_renderers)

@@ -34,7 +34,9 @@ try:
 except Exception as __nullspace_error:  # noqa: BLE001
     import sys as __nullspace_sys
 
-    print(f"nullspace: rich display hooks not installed: {__nullspace_error!r}", file=__nullspace_sys.__stderr__)
+    print(
+        f"nullspace: rich display hooks not installed: {__nullspace_error!r}", file=__nullspace_sys.__stderr__
+    )
     del __nullspace_sys
 finally:
     del __nullspace_setup

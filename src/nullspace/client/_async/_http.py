@@ -75,6 +75,43 @@ class AsyncAPIClient:
         raise_for_status(response)
         return json_body(response)
 
+    async def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request (its body may be streamed) and return the response with its body
+        unread; the caller reads it and must `aclose()` it.
+
+        Raises:
+            APIError: the server answered non-2xx (the body is read and closed first).
+            TransportError: the server could not be reached or the connection broke.
+        """
+        with map_errors(f"{method} {path}"):
+            request = self._client.build_request(
+                method,
+                path,
+                params=params,
+                json=json,
+                content=content,
+                headers=headers,
+                timeout=self._timeout(None) if timeout is None else timeout,
+            )
+            response = await self._client.send(request, stream=True)
+            if not response.is_success:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        raise_for_status(response)
+        return response
+
     async def stream_events(
         self, path: str, body: dict[str, Any], timeout: httpx.Timeout
     ) -> AsyncIterator[dict[str, Any]]:

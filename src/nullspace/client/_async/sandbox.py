@@ -25,7 +25,11 @@ from .._execution import (
     execute_body,
 )
 from .._models import Context, EndOfExecution, Execution, SandboxInfo
+from .._packages import InstallResult, install_body
 from ._http import AsyncAPIClient
+from .artifacts import AsyncArtifact
+from .commands import AsyncCommands
+from .files import AsyncFiles
 
 
 class AsyncSandbox:
@@ -43,6 +47,8 @@ class AsyncSandbox:
         """Wrap an existing sandbox; use `create()` or `connect()` instead of calling this."""
         self._info = info
         self._api = api
+        self.commands = AsyncCommands(api, self._path())  # processes: run, background, kill
+        self.files = AsyncFiles(api, self._path())  # read, write (verified), list, remove...
 
     @property
     def sandbox_id(self) -> str:
@@ -91,6 +97,7 @@ class AsyncSandbox:
         metadata: dict[str, str] | None = None,
         cpu: float | None = None,
         memory_mb: int | None = None,
+        disk_mb: int | None = None,
         *,
         api_url: str | None = None,
         api_key: str | None = None,
@@ -107,6 +114,8 @@ class AsyncSandbox:
             metadata: Free-form string labels (filter on them with `list(metadata=...)`).
             cpu: CPU limit in cores (server default when None).
             memory_mb: Memory limit in MiB (server default when None).
+            disk_mb: Disk limit in MiB for everything written in the sandbox (server default
+                when None). Files live in memory and count against `memory_mb` too.
             api_url: Server URL; default env `NULLSPACE_API_URL`, else the local unix socket
                 (a local server is started when none answers).
             api_key: API key for a TCP server; default env `NULLSPACE_API_KEY`.
@@ -124,7 +133,13 @@ class AsyncSandbox:
             TransportError: the server could not be reached or started.
         """
         body: dict[str, Any] = {"template": template, "timeout": timeout}
-        optional = {"envs": envs, "metadata": metadata, "cpu": cpu, "memory_mb": memory_mb}
+        optional = {
+            "envs": envs,
+            "metadata": metadata,
+            "cpu": cpu,
+            "memory_mb": memory_mb,
+            "disk_mb": disk_mb,
+        }
         body.update({k: v for k, v in optional.items() if v is not None})
         api = cls._client(api_url, api_key, request_timeout, http_client, transport)
         try:
@@ -252,6 +267,7 @@ class AsyncSandbox:
         envs: dict[str, str] | None = None,
         timeout: float | None = None,
         request_timeout: float | None = None,
+        max_output_bytes: int | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Run code and yield its output as it happens.
 
@@ -269,16 +285,18 @@ class AsyncSandbox:
             timeout: Seconds after which the server interrupts the run (None: no limit).
             request_timeout: Seconds allowed for connecting and between two received bytes
                 (default 60; stretched past `timeout`).
+            max_output_bytes: Cap on this run's stdout+stderr (default: the server's, 8 MiB);
+                beyond it the text is cut and a stderr line says so.
 
         Raises:
             InvalidArgumentError: both `language` and `context` were given.
             ExecutionTimeoutError: after the last item, when the run hit `timeout`.
             TransportError: the stream ended without `end_of_execution`.
         """
-        body = execute_body(code, language, context, envs, timeout)
+        body = execute_body(code, language, context, envs, timeout, max_output_bytes)
         base = self._api.config.request_timeout if request_timeout is None else request_timeout
         http_timeout = httpx.Timeout(base, read=stream_read_timeout(timeout, base))
-        builder = ExecutionBuilder()
+        builder = ExecutionBuilder(artifact=lambda info: AsyncArtifact(info, self))
         events = self._api.stream_events(self._path("execute"), body, http_timeout)
         async with aclosing(events):
             async for event in events:
@@ -300,6 +318,7 @@ class AsyncSandbox:
         envs: dict[str, str] | None = None,
         timeout: float | None = None,
         request_timeout: float | None = None,
+        max_output_bytes: int | None = None,
     ) -> Execution:
         """Run code and return everything it produced.
 
@@ -318,6 +337,7 @@ class AsyncSandbox:
             envs: Environment variables for this run only.
             timeout: Seconds after which the server interrupts the run (None: no limit).
             request_timeout: Seconds allowed for connecting and between two received bytes.
+            max_output_bytes: Cap on this run's stdout+stderr (default: the server's, 8 MiB).
 
         Returns:
             The `Execution`; a failing run is not an exception, see `Execution.error`.
@@ -328,7 +348,9 @@ class AsyncSandbox:
             TransportError: the connection broke, or the stream ended without its end marker.
         """
         execution: Execution | None = None
-        stream = self.run_code_stream(code, language, context, envs, timeout, request_timeout)
+        stream = self.run_code_stream(
+            code, language, context, envs, timeout, request_timeout, max_output_bytes
+        )
         async with aclosing(stream):
             async for item in stream:
                 if isinstance(item, EndOfExecution):
@@ -381,3 +403,41 @@ class AsyncSandbox:
         """Shut a context's kernel down and forget it."""
         cid = quote(context_id(context) or "", safe="")
         await self._api.request("DELETE", self._path("contexts", cid), timeout=request_timeout)
+
+    # -- packages ----------------------------------------------------------------------------
+
+    async def install_packages(
+        self,
+        packages: builtins.list[str] | str,
+        language: str = "python",
+        timeout: float | None = None,
+        request_timeout: float | None = None,
+    ) -> InstallResult:
+        """Install packages into the running sandbox; existing contexts can import them at once.
+
+        The sandbox stays without network: the server resolves and downloads (wheels only;
+        npm without install scripts) and the sandbox installs from a read-only view of what
+        was fetched. Use a template for packages every sandbox should have.
+
+        Args:
+            packages: Requirements such as `"humanize==4.9.0"`, `"pandas>=2"` (Python) or
+                `"lodash@4.17.21"` (JavaScript): a name and an optional version specifier.
+            language: `"python"` (pip) or `"javascript"` (npm; `~/node_modules`).
+            timeout: Seconds for resolving, downloading and installing (server default 300).
+            request_timeout: Seconds for the HTTP request (default: `timeout` + 30).
+
+        Returns:
+            `InstallResult`: `installed` `(name, version)` tuples and the installer's `log`.
+
+        Raises:
+            PackageInstallError: a package does not exist, does not resolve, or failed to
+                install; the message is pip's (npm's). The sandbox is left as it was.
+            InvalidArgumentError: a requirement is not a plain name + version specifier.
+        """
+        body = install_body(packages, language, timeout)
+        if request_timeout is None:
+            request_timeout = (timeout or 300.0) + 30.0
+        data = await self._api.request(
+            "POST", self._path("packages"), json=body, timeout=request_timeout
+        )
+        return InstallResult.from_dict(data)

@@ -77,6 +77,43 @@ class APIClient:
         raise_for_status(response)
         return json_body(response)
 
+    def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request (its body may be streamed) and return the response with its body
+        unread; the caller reads it and must `close()` it.
+
+        Raises:
+            APIError: the server answered non-2xx (the body is read and closed first).
+            TransportError: the server could not be reached or the connection broke.
+        """
+        with map_errors(f"{method} {path}"):
+            request = self._client.build_request(
+                method,
+                path,
+                params=params,
+                json=json,
+                content=content,
+                headers=headers,
+                timeout=self._timeout(None) if timeout is None else timeout,
+            )
+            response = self._client.send(request, stream=True)
+            if not response.is_success:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+        raise_for_status(response)
+        return response
+
     def stream_events(
         self, path: str, body: dict[str, Any], timeout: httpx.Timeout
     ) -> Iterator[dict[str, Any]]:

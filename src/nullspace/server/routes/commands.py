@@ -34,7 +34,7 @@ class RunCommand(Strict):
     cmd: str | list[str] = Field(..., description="a shell command (run by /bin/bash -c) or an argv list")
     cwd: str | None = Field(None, max_length=4096)
     envs: dict[str, str] | None = None
-    timeout: float | None = Field(None, gt=0, description="seconds; the whole process tree is killed")
+    timeout: float | None = Field(None, gt=0, le=7 * 86400, description="seconds; then the whole process tree is killed")
     stdin: str | None = Field(None, max_length=8 << 20, description="text written to stdin")
     stdin_base64: str | None = Field(None, max_length=12 << 20)
     background: bool = False

@@ -1,0 +1,155 @@
+"""What differs between languages at the kernel level: transport, and starting ahead of need.
+
+* **Transport.** Kernels listen on IPC (unix) sockets by default. Deno's kernel and JJava
+  (JeroMQ) only speak TCP; their kernelspec says so in ``metadata.nullspace.transport`` and the
+  agent then connects over 127.0.0.1, which is the sandbox's own loopback (its own network
+  namespace), so no one outside the sandbox can reach those ports.
+* **Prestart.** After the boot language's default context is ready, the agent starts the
+  default contexts of the template's ``prestart`` languages (template.json, e.g. bash, javascript,
+  r) in the background, one at a time, each only after the sandbox has been idle for
+  ``prestart_delay`` seconds, so a prestart never competes with a user's run for the CPU. A run
+  in such a language then finds its kernel ready instead of paying its 0.4–1.5 s start. The
+  sandbox env ``NULLSPACE_PRESTART`` overrides the list (``none``, ``all`` or ``r,java``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .config import normalize_language
+
+if TYPE_CHECKING:
+    from .contexts import Registry
+
+log = logging.getLogger("nullspace.agent")
+
+PRESTART_ENV = "NULLSPACE_PRESTART"
+
+
+def apply_transport(km: Any) -> None:
+    """Switch a kernel manager to TCP on 127.0.0.1 when its kernelspec cannot do IPC."""
+    try:
+        metadata = km.kernel_spec.metadata or {}
+    except Exception:  # no such kernelspec: start_kernel reports it
+        return
+    options = metadata.get("nullspace") if isinstance(metadata, dict) else None
+    if isinstance(options, dict) and options.get("transport") == "tcp":
+        km.transport = "tcp"
+        km.ip = "127.0.0.1"
+
+
+def load_prestart(template_json: str) -> list[str] | None:
+    """template.json ``prestart`` (None: the file or key is missing or unusable)."""
+    try:
+        with open(template_json, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    value = data.get("prestart") if isinstance(data, dict) else None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return [normalize_language(v) for v in value]
+
+
+def resolve_prestart(
+    template: Iterable[str] | None,
+    kernels: Mapping[str, str],
+    boot_language: str,
+    override: str | None = None,
+) -> tuple[str, ...]:
+    """The languages to prestart: the override (``NULLSPACE_PRESTART``) if set, else the
+    template's list; only languages the template has, never the boot language, no repeats."""
+    if override is not None:
+        text = override.strip().lower()
+        if text in ("", "none", "0", "false", "no"):
+            wanted: Iterable[str] = ()
+        elif text == "all":
+            wanted = list(kernels)
+        else:
+            wanted = [normalize_language(part) for part in text.split(",") if part.strip()]
+    else:
+        wanted = template or ()
+    chosen: list[str] = []
+    for language in wanted:
+        if language in kernels and language != boot_language and language not in chosen:
+            chosen.append(language)
+    return tuple(chosen)
+
+
+def _idle(registry: Registry) -> bool:
+    return all(not ctx.run_lock.locked() for ctx in list(registry.contexts.values()))
+
+
+async def _wait_idle(registry: Registry, delay: float, step: float = 0.1) -> None:
+    """Until no context has had a run for `delay` seconds in a row."""
+    quiet = 0.0
+    while quiet < delay:
+        await asyncio.sleep(step)
+        quiet = quiet + step if _idle(registry) else 0.0
+
+
+async def prestart(registry: Registry, languages: Iterable[str], delay: float) -> None:
+    """Start the default context of each language (after boot, each after an idle spell)."""
+    languages = list(languages)
+    if not languages:
+        return
+    while not registry.ready:
+        if registry.boot_error:
+            return
+        await asyncio.sleep(0.05)
+    for language in languages:
+        await _wait_idle(registry, delay)
+        if language in registry.defaults:
+            continue  # a run already started it
+        try:
+            await registry.default_context(language)
+            log.info("prestarted the %s kernel", language)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the first run in that language retries and reports it
+            log.warning("prestarting the %s kernel failed: %s", language, getattr(exc, "message", exc))
+
+
+def start_prestart(registry: Registry) -> asyncio.Task[None] | None:
+    """Schedule `prestart` for the registry's configured languages (None: nothing to do)."""
+    config = registry.config
+    languages = getattr(config, "prestart", ())
+    if not languages:
+        return None
+    return asyncio.create_task(
+        prestart(registry, languages, getattr(config, "prestart_delay", 1.0)), name="prestart"
+    )
+
+
+def prestart_override() -> str | None:
+    return os.environ.get(PRESTART_ENV)
+
+
+# -- error names ------------------------------------------------------------------------------------
+
+# JJava reports every exception a snippet throws as ename "RuntimeException" (JShell's wrapper)
+# with evalue "<class name>, <message>", and a compile error as "CompilationException" with the
+# rejected snippet as the value and the diagnostics in the traceback.
+_JSHELL_THROWN = re.compile(r"^(?P<cls>[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+), (?P<msg>.*)$", re.DOTALL)
+_JSHELL_REJECTED = re.compile(r"^\[snippet: \[.*\], status: REJECTED\]$", re.DOTALL)
+
+
+def tidy_error(name: str, value: str, traceback: str) -> tuple[str, str]:
+    """A kernel error's (name, value) in the shape every language shares: the exception class's
+    simple name and its bare message. Only rewrites the JJava forms above."""
+    if name == "RuntimeException":
+        match = _JSHELL_THROWN.match(value)
+        if match:
+            message = match.group("msg")
+            return match.group("cls").rsplit(".", 1)[-1], "" if message == "null" else message
+    elif name == "CompilationException" and _JSHELL_REJECTED.match(value):
+        diagnostics = [line for line in traceback.splitlines() if line.strip() and not line.startswith("|")]
+        if diagnostics:
+            return name, diagnostics[0].strip()
+    return name, value
