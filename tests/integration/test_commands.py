@@ -36,6 +36,15 @@ def sleeps(sbx: Sandbox) -> list[str]:
     return [line for line in out.splitlines() if " sleep " in f" {line.split(None, 2)[-1]} "]
 
 
+def no_sleeps_left(sbx: Sandbox, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while sleeps(sbx):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_run_returns_stdout_stderr_and_exit_code(sbx: Sandbox) -> None:
     result = sbx.commands.run("echo out; echo err >&2")
     assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 0)
@@ -107,16 +116,14 @@ def test_timeout_kills_the_whole_process_tree(sbx: Sandbox) -> None:
     assert info.value.stdout == "started\n"
     assert info.value.result.status == "timeout" and info.value.exit_code == 137
     assert "1.5 s timeout" in str(info.value)
-    deadline = time.monotonic() + 5
-    while sleeps(sbx) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sleeps(sbx) == []
+    assert no_sleeps_left(sbx), sleeps(sbx)
 
 
 def test_a_command_that_exits_leaves_its_background_children_alone(sbx: Sandbox) -> None:
     sbx.commands.run("(setsid sleep 311 > /dev/null 2>&1 &); echo ok")
     assert any("sleep 311" in line for line in sleeps(sbx))
-    sbx.commands.run("pkill -f 'sleep 311'", check=False)
+    sbx.commands.run(["pkill", "-f", "sleep 311"], check=False)
+    assert no_sleeps_left(sbx), sleeps(sbx)
 
 
 def test_background_handle_wait_list_and_reattach(sbx: Sandbox) -> None:
@@ -152,7 +159,7 @@ def test_kill_a_background_command(sbx: Sandbox) -> None:
     result = handle.wait(check=False)
     assert result.status == "killed" and result.signal == 9 and result.exit_code == 137
     assert handle.kill() is False  # already ended
-    assert sleeps(sbx) == []
+    assert no_sleeps_left(sbx), sleeps(sbx)
     term = sbx.commands.run("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done", background=True)
     time.sleep(0.5)
     assert sbx.commands.kill(term.id, "SIGTERM") is True

@@ -11,6 +11,12 @@ Modules:
 * ``config``    template.json, language names, tunables
 * ``kernels``   one kernel process + client; message routing by parent id
 * ``contexts``  contexts, default contexts per language, the run state machine
+* ``artifacts`` files a run created or changed under its cwd (the ``artifacts`` event)
+* ``kernel_startup/``  runs *inside* IPython kernels, not in the agent: chart, table and plotly
+  display hooks (may import matplotlib/pandas/plotly there, lazily)
+* ``languages`` per-language kernel quirks: TCP for Deno/JJava, late-output settle, error names,
+  prestarting default contexts in the background
+* ``bash_kernel`` runs *as* the Bash kernel (stdlib + pyzmq), not in the agent
 * ``app``       the Starlette app (endpoints, NDJSON streaming, error bodies)
 * ``__main__``  argparse + uvicorn on an inherited fd or a socket path
 """

@@ -7,7 +7,7 @@ costs ~100 ms per run and ~3 s to start, and it merges stderr into stdout. This 
 only the standard library and pyzmq (both in every template's venv: jupyter_client depends on
 pyzmq), speaks the Jupyter wire protocol itself (no ipykernel import), and runs each cell as
 
-    . /tmp/nsbash-XXXX/cell </dev/null; printf '\\0<token> %d\\0' $?; printf '\\0<token>\\0' >&2
+    . /tmp/nsbash-XXXX/cell </dev/null; printf '\\0<token> %d\\0' $? >&98; printf '\\0<token>\\0' >&99
 
 in the same bash process, so variables, functions, ``cd`` and ``export`` persist. A cell ends
 when both sentinels (random per kernel, so output cannot fake them) have arrived. stdout is a
@@ -162,7 +162,9 @@ class Bash:
         self.err_fd = self.proc.stderr.fileno()
         for fd in (self.out_fd, self.err_fd):
             os.set_blocking(fd, False)
-        self.send(self.TRAP + "\n")
+        # The sentinels go to copies of the original stdout/stderr (fds 98, 99), so a cell that
+        # redirects its shell's output (`exec >log 2>&1`) cannot swallow them.
+        self.send(f"exec 98>&1 99>&2; {self.TRAP}\n")
 
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
@@ -170,6 +172,7 @@ class Bash:
         self.proc.stdin.flush()
 
     def run(self, code: str) -> None:
+        os.makedirs(self.workdir, exist_ok=True)  # in case a cell emptied /tmp
         with open(self.cell, "w", encoding="utf-8") as fh:
             fh.write(code)
             if not code.endswith("\n"):
@@ -178,8 +181,8 @@ class Bash:
         # The trap is set again after every cell: bash does not run an INT trap a second time
         # after a previous one left through `return`.
         self.send(
-            f". '{cell}' </dev/null; printf '\\0NSDONE{self.token} %d\\0' $?; "
-            f"trap - INT; {self.TRAP}; printf '\\0NSDONE{self.token}\\0' >&2\n"
+            f". '{cell}' </dev/null; printf '\\0NSDONE{self.token} %d\\0' $? >&98; "
+            f"trap - INT; {self.TRAP}; printf '\\0NSDONE{self.token}\\0' >&99\n"
         )
 
     def alive(self) -> bool:
@@ -245,7 +248,9 @@ class Stream:
 
 class BashKernel:
     def __init__(self, connection: dict[str, Any]) -> None:
-        self.wire = Wire(connection.get("key", "").encode(), connection.get("signature_scheme", "hmac-sha256"))
+        self.wire = Wire(
+            connection.get("key", "").encode(), connection.get("signature_scheme", "hmac-sha256")
+        )
         self.ctx = zmq.Context()
         transport, ip = connection.get("transport", "tcp"), connection.get("ip", "127.0.0.1")
 
@@ -309,7 +314,9 @@ class BashKernel:
             self.reply(sock, msg, "complete_reply", {"status": "ok", "matches": [], "cursor_start": pos,
                                                      "cursor_end": pos, "metadata": {}})  # fmt: skip
         elif msg_type == "inspect_request":
-            self.reply(sock, msg, "inspect_reply", {"status": "ok", "found": False, "data": {}, "metadata": {}})
+            self.reply(
+                sock, msg, "inspect_reply", {"status": "ok", "found": False, "data": {}, "metadata": {}}
+            )
         elif msg_type == "history_request":
             self.reply(sock, msg, "history_reply", {"status": "ok", "history": []})
         elif msg_type == "comm_info_request":

@@ -23,7 +23,9 @@ def _envs(body: object) -> dict[str, str]:
     envs = body.get("envs") if isinstance(body, dict) else None
     if envs is None:
         return {}
-    if not isinstance(envs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in envs.items()):
+    if not isinstance(envs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
+    ):
         raise AgentError(400, "invalid_argument", "envs must map strings to strings")
     for key, value in envs.items():
         if not key or "=" in key or "\0" in key or "\0" in value:

@@ -19,6 +19,7 @@ from typing import Any
 from . import artifacts, kernel_startup, messages
 from .config import AgentConfig, normalize_language
 from .kernels import Kernel, KernelStartError
+from .languages import iopub_settle
 from .runs import Outcome, Run, RunRequest, drive, silent
 from .snippets import ENV_SNIPPETS, EnvSnippets, parse_snapshot
 
@@ -204,9 +205,10 @@ class Context:
             chunk_bytes=cfg.chunk_bytes,
             interrupt_grace=cfg.interrupt_grace,
             poll_interval=cfg.poll_interval,
+            settle=iopub_settle(self.kernel.km),
         )
         if (found := await artifacts.after_run(files_before)) is not None:
-            run.emit(found)  # files the run created or changed, before the error/end events
+            run.emit(found)  # files the run created or changed (before end_of_execution)
         timeout = run.request.timeout or 0.0
         if result.outcome is Outcome.DONE:
             if result.interrupted and result.status != "ok":

@@ -60,7 +60,9 @@ def lexical(path: Any, workdir: str) -> str:
             continue
         if comp == "..":
             if not parts:
-                raise AgentError(400, "invalid_argument", f"path {path!r} leaves the sandbox: '..' goes above /")
+                raise AgentError(
+                    400, "invalid_argument", f"path {path!r} leaves the sandbox: '..' goes above /"
+                )
             parts.pop()
         else:
             parts.append(comp)
@@ -82,7 +84,8 @@ def resolve(path: Any, workdir: str, *, follow_last: bool = True) -> str:
         if comp == "..":
             if not done:
                 raise AgentError(
-                    400, "invalid_argument",
+                    400,
+                    "invalid_argument",
                     f"path {path!r} leaves the sandbox: the symlink {last_link} points above /",
                 )
             done.pop()
@@ -110,15 +113,21 @@ def resolve(path: Any, workdir: str, *, follow_last: bool = True) -> str:
     real = "/" + "/".join(done)
     for root in REFUSED_ROOTS:
         if real == root or real.startswith(root + "/"):
-            raise AgentError(400, "invalid_argument", f"path {path!r} resolves to {real}: kernel interfaces are not files")
+            raise AgentError(
+                400, "invalid_argument", f"path {path!r} resolves to {real}: kernel interfaces are not files"
+            )
     return real
 
 
 def _os_error(exc: OSError, path: str, verb: str) -> AgentError:
     code = exc.errno
     if code == errno.ENOENT:
-        return AgentError(404, "not_found", f"{path} does not exist in the sandbox "
-                                            "(paths are resolved inside the sandbox, never on the host)")
+        return AgentError(
+            404,
+            "not_found",
+            f"{path} does not exist in the sandbox "
+            "(paths are resolved inside the sandbox, never on the host)",
+        )
     if code in DISK_ERRORS:
         return AgentError(507, "disk_full", _disk_full_message(path, code))
     reasons = {
@@ -134,7 +143,9 @@ def _os_error(exc: OSError, path: str, verb: str) -> AgentError:
         errno.EXDEV: "cannot move across file systems",
     }
     status, kind = (409, "conflict") if code in (errno.EEXIST, errno.ENOTEMPTY) else (400, "invalid_argument")
-    return AgentError(status, kind, f"cannot {verb} {path}: {reasons.get(code or 0, exc.strerror or str(exc))}")
+    return AgentError(
+        status, kind, f"cannot {verb} {path}: {reasons.get(code or 0, exc.strerror or str(exc))}"
+    )
 
 
 def _disk_full_message(path: str, code: int | None) -> str:
@@ -144,8 +155,10 @@ def _disk_full_message(path: str, code: int | None) -> str:
     except OSError:
         limit = ""
     if code == errno.ENOMEM:
-        return (f"the sandbox ran out of memory while writing {path}: its files live in memory and count "
-                "against its memory limit; nothing was written")
+        return (
+            f"the sandbox ran out of memory while writing {path}: its files live in memory and count "
+            "against its memory limit; nothing was written"
+        )
     return f"the sandbox's disk is full{limit}: {path} was not written"
 
 
@@ -222,8 +235,11 @@ def list_dir(path: str, depth: int, workdir: str) -> list[dict[str, Any]]:
                     continue  # vanished meanwhile
                 out.append(info)
                 if len(out) > MAX_ENTRIES:
-                    raise AgentError(400, "invalid_argument",
-                                     f"more than {MAX_ENTRIES} entries under {path}; list a smaller part or lower depth")
+                    raise AgentError(
+                        400,
+                        "invalid_argument",
+                        f"more than {MAX_ENTRIES} entries under {path}; list a smaller part or lower depth",
+                    )
                 if info["type"] == "dir" and info["symlink_target"] is None:
                     below.append(child)
         level = below
@@ -240,7 +256,9 @@ def open_regular(path: str) -> tuple[int, int]:
         if stat.S_ISDIR(st.st_mode):
             raise AgentError(400, "invalid_argument", f"{path} is a directory (use the list endpoint)")
         if not stat.S_ISREG(st.st_mode):
-            raise AgentError(400, "invalid_argument", f"{path} is not a regular file (FIFO, device or socket)")
+            raise AgentError(
+                400, "invalid_argument", f"{path} is not a regular file (FIFO, device or socket)"
+            )
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         raise _os_error(exc, path, "read") from exc
@@ -269,7 +287,9 @@ class FileStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             offset = 0
             while offset < self.size:
-                chunk = await asyncio.to_thread(os.pread, self.fd, min(READ_CHUNK, self.size - offset), offset)
+                chunk = await asyncio.to_thread(
+                    os.pread, self.fd, min(READ_CHUNK, self.size - offset), offset
+                )
                 if not chunk:
                     raise RuntimeError("the file shrank while it was being read")
                 offset += len(chunk)
@@ -286,7 +306,7 @@ class FileStream(Response):
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _expected(request: Request) -> tuple[int | None, str | None]:
@@ -320,7 +340,9 @@ async def write_file(request: Request) -> Response:
         raise
 
 
-async def _write(request: Request, path: str, expected_size: int | None, expected_sha: str | None) -> dict[str, Any]:
+async def _write(
+    request: Request, path: str, expected_size: int | None, expected_sha: str | None
+) -> dict[str, Any]:
     parent, name = os.path.split(path)
     if not name:
         raise AgentError(400, "invalid_argument", "cannot write to /")
@@ -335,7 +357,11 @@ async def _write(request: Request, path: str, expected_size: int | None, expecte
         if stat.S_ISDIR(st.st_mode):
             raise AgentError(400, "invalid_argument", f"{path} is a directory")
         if not stat.S_ISREG(st.st_mode):
-            raise AgentError(400, "invalid_argument", f"refusing to write to {path}: not a regular file (FIFO, device or socket)")
+            raise AgentError(
+                400,
+                "invalid_argument",
+                f"refusing to write to {path}: not a regular file (FIFO, device or socket)",
+            )
         mode = stat.S_IMODE(st.st_mode)
     tmp = os.path.join(parent, f".{name[:64]}.{secrets.token_hex(6)}.nsupload")
     try:
@@ -361,11 +387,17 @@ async def _write(request: Request, path: str, expected_size: int | None, expecte
         if written != size:
             raise AgentError(500, "internal", f"{path}: {written} bytes on disk but {size} received")
         if expected_size is not None and size != expected_size:
-            raise AgentError(422, "integrity_error",
-                             f"{path} was not written: received {size} bytes, expected {expected_size}")
+            raise AgentError(
+                422,
+                "integrity_error",
+                f"{path} was not written: received {size} bytes, expected {expected_size}",
+            )
         if expected_sha is not None and sha != expected_sha:
-            raise AgentError(422, "integrity_error",
-                             f"{path} was not written: received sha256 {sha}, expected {expected_sha}")
+            raise AgentError(
+                422,
+                "integrity_error",
+                f"{path} was not written: received sha256 {sha}, expected {expected_sha}",
+            )
         os.rename(tmp, path)
     except BaseException as exc:
         try:
@@ -476,7 +508,9 @@ async def make_dir(request: Request) -> Response:
     try:
         if st is None:
             os.makedirs(path)
-        return JSONResponse({"created": st is None, "entry": entry(path, workdir)}, status_code=201 if st is None else 200)
+        return JSONResponse(
+            {"created": st is None, "entry": entry(path, workdir)}, status_code=201 if st is None else 200
+        )
     except OSError as exc:
         raise _os_error(exc, path, "create") from exc
 

@@ -4,11 +4,14 @@ The server resolves and downloads on the host (the sandbox has no network) and p
 the files of that resolution into this sandbox's read-only cache view (``/opt/nullspace/cache``,
 see template.json ``packages``). Here:
 
-* Python: ``pip install --no-index --find-links <cache>/wheels --prefix <staging>``, then the
-  staged files are moved into the user site directory (``~/.local/lib/pythonX.Y/site-packages``,
-  on ``sys.path`` of every interpreter of the template through a ``.pth`` file). On failure the
-  staging directory is removed and nothing else changed. Live Python contexts then run
-  ``importlib.invalidate_caches()`` silently, so ``import`` finds the new packages at once.
+* Python: the exact wheels of the server's resolution are unpacked into a staging directory
+  (`wheels.py`; milliseconds), or, when that is not simple (a version change, an unusual
+  wheel), ``pip install --no-index --find-links <cache>/wheels --prefix <staging>`` does it.
+  The staged files are then merged into the user site directory
+  (``~/.local/lib/pythonX.Y/site-packages``, on ``sys.path`` of every interpreter of the
+  template through a ``.pth`` file). On failure the staging directory is removed and nothing
+  else changed. Live Python contexts then run ``importlib.invalidate_caches()`` silently, so
+  ``import`` finds the new packages at once.
 * JavaScript: the server has installed the npm project (package.json, node_modules) into the
   cache view; ``~/node_modules`` and ``~/package.json`` become links to it (Node and Deno
   resolve bare specifiers by walking up from the working directory).
@@ -30,12 +33,14 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import wheels
 from .config import DEFAULT_TEMPLATE_JSON
 from .contexts import AgentError, Registry
 from .runs import silent
@@ -85,8 +90,17 @@ async def install(request: Request) -> Response:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise AgentError(400, "invalid_argument", "timeout must be a positive number of seconds")
     config = _config()
+    wheel_names = body.get("wheels")
+    if wheel_names is not None and (
+        not isinstance(wheel_names, list)
+        or not all(
+            isinstance(w, str) and w.endswith(".whl") and "/" not in w and not w.startswith(".")
+            for w in wheel_names
+        )
+    ):
+        raise AgentError(400, "invalid_argument", "wheels must be a list of wheel file names")
     if language == "python":
-        result = await install_python(_registry(request), config, packages, float(timeout))
+        result = await install_python(_registry(request), config, packages, float(timeout), wheel_names)
     elif language == "javascript":
         result = link_node_modules(config)
     else:
@@ -95,11 +109,32 @@ async def install(request: Request) -> Response:
 
 
 async def install_python(
-    registry: Registry, config: dict[str, Any], packages: list[str], timeout: float
+    registry: Registry,
+    config: dict[str, Any],
+    packages: list[str],
+    timeout: float,
+    wheel_names: list[str] | None = None,
 ) -> dict[str, Any]:
     site, prefix, cache = config["python_site"], config["python_prefix"], config["cache"]
     os.makedirs(site, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".install-", dir=prefix)
+    started = time.monotonic()
+    if wheel_names:
+        paths = [os.path.join(cache, "wheels", name) for name in wheel_names]
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        fast = await asyncio.to_thread(_fast_install, paths, staging, version)
+        if fast is not None:
+            done, lines = fast
+            try:
+                _move_in(staging, site, prefix)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            output = (
+                "\n".join(lines) + f"\n[unpacked the resolved wheels: {time.monotonic() - started:.2f} s]\n"
+            )
+            return await _finish(registry, site, packages, done, output)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging = tempfile.mkdtemp(prefix=".install-", dir=prefix)
     argv = [
         sys.executable, "-m", "pip", "install",
         "--no-index", "--find-links", f"{cache}/wheels", "--only-binary", ":all:",
@@ -114,6 +149,23 @@ async def install_python(
         installed = _move_in(staging, site, prefix)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    output += f"[pip install: {time.monotonic() - started:.2f} s]\n"
+    return await _finish(registry, site, packages, installed, output)
+
+
+def _fast_install(
+    paths: list[str], staging: str, version: str
+) -> tuple[list[tuple[str, str]], list[str]] | None:
+    try:
+        return wheels.install(paths, staging, version)
+    except Exception:  # anything unexpected: pip does it
+        log.exception("unpacking wheels failed; falling back to pip")
+        return None
+
+
+async def _finish(
+    registry: Registry, site: str, packages: list[str], installed: list[tuple[str, str]], output: str
+) -> dict[str, Any]:
     importlib.invalidate_caches()
     new = {_normalize(name) for name, _ in installed}
     for name in packages:
@@ -151,27 +203,35 @@ async def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[in
 
 
 def _move_in(staging: str, site: str, prefix: str) -> list[tuple[str, str]]:
-    """Move pip's staged files into place; returns the (name, version) of each distribution."""
+    """Merge pip's staged tree into place (files replace files, directories merge: namespace
+    packages shared by several distributions survive); returns each new (name, version)."""
     installed = []
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     staged_site = os.path.join(staging, "lib", version, "site-packages")
-    moves = [(staged_site, site), (os.path.join(staging, "bin"), os.path.join(prefix, "bin"))]
-    for source, target in moves:
-        if not os.path.isdir(source):
-            continue
-        os.makedirs(target, exist_ok=True)
-        for entry in sorted(os.listdir(source)):
+    if os.path.isdir(staged_site):
+        for entry in sorted(os.listdir(staged_site)):
             match = _DIST_INFO.match(entry)
-            if match and source == staged_site:
+            if match:
                 installed.append((match.group("name"), match.group("version")))
-            destination = os.path.join(target, entry)
-            if os.path.lexists(destination):
-                if os.path.isdir(destination) and not os.path.islink(destination):
-                    shutil.rmtree(destination)
-                else:
-                    os.unlink(destination)
-            os.rename(os.path.join(source, entry), destination)
+        _merge(staged_site, site)
+        shutil.rmtree(os.path.join(staging, "lib"))
+    _merge(staging, prefix)
     return installed
+
+
+def _merge(source: str, target: str) -> None:
+    os.makedirs(target, exist_ok=True)
+    for entry in sorted(os.listdir(source)):
+        src, dst = os.path.join(source, entry), os.path.join(target, entry)
+        if os.path.isdir(src) and not os.path.islink(src) and os.path.isdir(dst) and not os.path.islink(dst):
+            _merge(src, dst)
+            continue
+        if os.path.lexists(dst):
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                shutil.rmtree(dst)
+            else:
+                os.unlink(dst)
+        os.rename(src, dst)
 
 
 def _normalize(name: str) -> str:

@@ -109,6 +109,7 @@ async def drive(
     interrupt_grace: float,
     poll_interval: float,
     idle_grace: float = 2.0,
+    settle: float = 0.0,
 ) -> DriveResult:
     """Send the user code and turn the kernel's messages into events until the run is over.
 
@@ -128,8 +129,16 @@ async def drive(
     interrupted_at: float | None = None
     reply_at = 0.0
     try:
-        while not (got_reply and got_idle):
+        settle_until: float | None = None
+        while True:
             now = loop.time()
+            if got_reply and got_idle:
+                # `settle` > 0: the kernel may publish output after its idle status (Deno does):
+                # end only after `settle` s without a message (agent/languages.py).
+                if settle_until is None:
+                    settle_until = now + settle
+                if now >= settle_until:
+                    break
             if run.preempted:
                 return DriveResult(Outcome.PREEMPTED, "error", interrupted_at is not None)
             if interrupted_at is None and (run.abandoned or (deadline and now >= deadline)):
@@ -142,6 +151,8 @@ async def drive(
             wait = poll_interval
             if interrupted_at is None and deadline is not None:
                 wait = min(wait, max(deadline - now, 0.0))
+            if settle_until is not None:
+                wait = min(wait, max(settle_until - now, 0.0))
             try:
                 channel, msg = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
@@ -150,6 +161,8 @@ async def drive(
                 continue
             if msg is None:  # a wake-up
                 continue
+            if settle_until is not None:
+                settle_until = loop.time() + settle
             if channel == "shell":
                 if msg.get("msg_type") == "execute_reply":
                     got_reply, reply_at = True, loop.time()

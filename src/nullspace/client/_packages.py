@@ -47,9 +47,7 @@ class InstallResult:
         return cls(installed=installed, log=str(data.get("log") or ""))
 
 
-def install_body(
-    packages: Sequence[str] | str, language: str, timeout: float | None
-) -> dict[str, Any]:
+def install_body(packages: Sequence[str] | str, language: str, timeout: float | None) -> dict[str, Any]:
     """The JSON of `POST /v1/sandboxes/{id}/packages` (a lone string is one package)."""
     if isinstance(packages, str):
         packages = [packages]

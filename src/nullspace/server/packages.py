@@ -7,7 +7,9 @@ The sandbox has no network. For `POST /v1/sandboxes/{id}/packages` the server:
 2. resolves and downloads on the host, as a child process through the reaper, with a timeout:
    Python with `pip download --only-binary :all:` for the template's interpreter and platform
    (wheels only: no package code runs on the host), constrained to the versions the template
-   and earlier installs already have, into the shared cache `<data_dir>/cache/wheels`;
+   and earlier installs already have, into the shared cache `<data_dir>/cache/wheels`. A
+   request pinned with `==` is answered from an earlier identical resolution
+   (`<data_dir>/cache/resolutions/`), else offline from the cache when its wheels are there;
    JavaScript with `npm install --ignore-scripts` into a staging copy of the sandbox's npm
    project (npm's own cache is `<data_dir>/cache/npm`);
 3. puts exactly those files into the sandbox's own cache view (`<sandbox>/cache`, bound
@@ -22,6 +24,7 @@ touched; the error (`PackageInstallError`) carries pip's or npm's message.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -123,9 +126,11 @@ class PackageInstaller:
         pinned = {**(python.get("packages") or {}), **state.get("python", {})}
         cache = _store.wheel_cache(self.data_dir)
         cache.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="ns-pip-") as scratch:
             constraints = _steps.write_constraints(pinned, packages, Path(scratch))
             log, wheels = await self._download(packages, cache, tags, constraints, deadline)
+        log += f"[host: resolved and fetched in {time.monotonic() - started:.2f} s]\n"
         view = base / "cache" / "wheels"
         for wheel in wheels:
             target = view / wheel.name
@@ -134,8 +139,10 @@ class PackageInstaller:
                     os.link(wheel, target)
                 except OSError:
                     shutil.copy2(wheel, target)
-        reply = await self._agent(live, {"language": "python", "packages": packages}, deadline)
-        log += reply["log"]
+        started = time.monotonic()
+        body = {"language": "python", "packages": packages, "wheels": [w.name for w in wheels]}
+        reply = await self._agent(live, body, deadline)
+        log += reply["log"] + f"[sandbox: installed in {time.monotonic() - started:.2f} s]\n"
         if reply["status"] != "ok":
             raise PackageInstallError(_failure("pip install (in the sandbox)", packages, reply["log"]))
         installed = reply["installed"]
@@ -148,9 +155,20 @@ class PackageInstaller:
     async def _download(
         self, packages: list[str], cache: Path, tags: _python.TargetTags, constraints: Path, deadline: float
     ) -> tuple[str, list[Path]]:
-        """`pip download` (offline first when every requirement is pinned with ==)."""
+        """`pip download`; when every requirement is pinned with `==`: first a resolution this
+        server already made for the same request (no pip at all), then offline from the cache."""
         log = ""
-        attempts = [True, False] if all("==" in p and "," not in p for p in packages) else [False]
+        pinned = all("==" in p and "," not in p for p in packages)
+        memo = cache.parent / "resolutions" / f"{_request_key(packages, tags, constraints)}.json"
+        if pinned:
+            wheels = _recall(memo, cache)
+            if wheels:
+                return (
+                    f"$ pip download {' '.join(packages)}\nresolved as before: {' '.join(w.name for w in wheels)}\n",
+                    wheels,
+                )
+        # offline only when every pinned wheel is already here (else it would fail: ~1 s lost)
+        attempts = [True, False] if pinned and all(_cached_wheel(p, cache) for p in packages) else [False]
         for offline in attempts:
             argv = _python.pip_download_argv(packages, cache, tags, constraints=constraints, offline=offline)
             if shutil.which("flock"):
@@ -160,6 +178,8 @@ class PackageInstaller:
                 names = [n for n in (_python.saved_wheel(line) for line in output.splitlines()) if n]
                 wheels = [cache / n for n in dict.fromkeys(names)]
                 if wheels and all(w.suffix == ".whl" and w.is_file() for w in wheels):
+                    if pinned:
+                        _remember(memo, wheels)
                     header = "(from the cache) " if offline else ""
                     return log + f"$ pip download {header}{' '.join(packages)}\n{output}", wheels
             if not offline:
@@ -256,6 +276,51 @@ def _check_reply(reply: Any) -> dict[str, Any]:
         "installed": installed[:1000],
         "log": log[-MAX_LOG:] if isinstance(log, str) else "",
     }
+
+
+def _request_key(packages: Sequence[str], tags: _python.TargetTags, constraints: Path) -> str:
+    body = json.dumps(
+        {"packages": sorted(packages), "tags": [tags.version, tags.implementation, tags.abis, tags.platforms],
+         "constraints": constraints.read_text()},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _cached_wheel(requirement: str, cache: Path) -> bool:
+    """Whether a wheel of `name==version` is in the cache (wheel names: PEP 427 escaping)."""
+    match = re.match(r"^\s*([A-Za-z0-9._-]+)\s*(?:\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!_-]+)\s*$", requirement)
+    if not match:
+        return False
+    name, version = re.sub(r"[-_.]+", "_", match.group(1)).lower(), match.group(2).lower()
+    for wheel in cache.glob("*.whl"):
+        parts = wheel.name.split("-")
+        if (
+            len(parts) >= 5
+            and re.sub(r"[-_.]+", "_", parts[0]).lower() == name
+            and parts[1].lower() == version
+        ):
+            return True
+    return False
+
+
+def _recall(memo: Path, cache: Path) -> list[Path]:
+    """The wheels of an earlier resolution of the same fully pinned request, if all still there."""
+    try:
+        names = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list) or not names:
+        return []
+    wheels = [cache / n for n in names if isinstance(n, str) and "/" not in n and n.endswith(".whl")]
+    return wheels if len(wheels) == len(names) and all(w.is_file() for w in wheels) else []
+
+
+def _remember(memo: Path, wheels: list[Path]) -> None:
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([w.name for w in wheels]))
+    os.replace(tmp, memo)
 
 
 def _failure(what: str, packages: Sequence[str], output: str) -> str:

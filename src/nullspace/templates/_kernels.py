@@ -150,8 +150,12 @@ def configure_deno(rootfs: Path, kernelspec: str) -> None:
             "argv": [deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
             "display_name": "Deno",
             "language": "typescript",
-            "interrupt_mode": "signal",
-            "metadata": TCP_ONLY,
+            # SIGINT kills deno; an interrupt_request stops running JavaScript (not a pending
+            # await: a run stuck in one outlives the interrupt and its context is restarted).
+            "interrupt_mode": "message",
+            # TCP only; and it may publish output just after its idle status: the agent waits
+            # for 10 ms of quiet before it ends a run (agent/languages.py, iopub_settle)
+            "metadata": {"nullspace": {**TCP_ONLY["nullspace"], "settle": 0.01}},
             "env": {
                 "DENO_DIR": DENO_DIR,
                 "DENO_NO_UPDATE_CHECK": "1",

@@ -167,7 +167,7 @@ def bwrap_argv(
         "--dev", "/dev",
         "--proc", "/proc",
         "--ro-bind", "/proc/sys", "/proc/sys",
-        "--tmpfs", "/tmp",
+        "--perms", "1777", "--tmpfs", "/tmp",  # apt's _apt user writes there too
     ]  # fmt: skip
     for source, dest in ro_binds:
         cmd += ["--ro-bind", str(source), dest]

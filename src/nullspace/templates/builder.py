@@ -476,6 +476,7 @@ def _run_layered(plan: BuildPlan, data_dir: Path, build_dir: Path, log: BuildLog
                 staged = build_dir / f"layer-{step.key}"
                 staged.mkdir()
                 result = _build_layer(plan, step, lowers, staged, data_dir, build_dir, log)
+                _strip_setid(staged / "fs", log)
                 size = _rootfs.disk_usage(staged / "fs")
                 added += size
                 log.line(f"layer {step.key}: {size / 2**20:.1f} MiB")
@@ -506,6 +507,19 @@ def _run_layered(plan: BuildPlan, data_dir: Path, build_dir: Path, log: BuildLog
             f"{len(lowers)} layers, {len(ran)} step(s) ran ({', '.join(ran) or 'none'}); digest {plan.digest}"
         )
         return _publish(plan.spec, data_dir, build_dir, plan.digest)
+
+
+def _strip_setid(tree: Path, log: BuildLog) -> None:
+    """Clear setuid/setgid bits in a new layer. Sandboxes mount templates nosuid, so the bits
+    do nothing there; on the host, a root-owned setuid file in a world-readable layer would be
+    a way up for any local user (a `run` command can make one)."""
+    for dirpath, _dirnames, filenames in os.walk(tree):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+                log.line(f"cleared setuid/setgid on {os.path.relpath(path, tree)}")
 
 
 def _layer_facts(layer: Path) -> dict[str, Any]:

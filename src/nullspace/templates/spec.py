@@ -371,7 +371,7 @@ def _files(v: _Validator, data: Mapping[str, Any], spec_file: Path | None) -> tu
             v.fail(f"[[files]] dest {dest!r} is listed twice", "dest", "files", dest)
         dests.add(dest)
         if mode is not None and (not isinstance(mode, str) or not _MODE_RE.fullmatch(mode)):
-            v.fail(f"[[files]] mode {mode!r} must be an octal string such as \"0644\"", "mode", "files")
+            v.fail(f'[[files]] mode {mode!r} must be an octal string such as "0644"', "mode", "files")
         if spec_file is not None:
             _check_source(v, spec_file, src)
         entries.append(FileSpec(src=src, dest=dest, mode=mode))

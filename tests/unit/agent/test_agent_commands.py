@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nullspace.agent.commands import tree_pids
+from nullspace.agent.processes import tree_pids
 
 from .agent_harness import CAP, Agent
 

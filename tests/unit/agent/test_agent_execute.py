@@ -91,6 +91,7 @@ async def test_timeout_interrupts_and_next_run_works(agent: Agent) -> None:
         "name": "ExecutionTimeout",
         "value": "execution exceeded the 1.0 s timeout; the kernel was interrupted",
         "traceback": "",
+        "state_lost": False,
     }
     assert ex.times[-1] < 5
     assert (await agent.run("kept", context_id=ctx)).text == "'yes'"

@@ -171,13 +171,13 @@ def test_bwrap_argv_isolates_the_chroot(tmp_path: Path) -> None:
         assert flag in argv
     assert argv[argv.index("--cap-drop") + 1] == "ALL"
     assert ["--ro-bind", "/proc/sys", "/proc/sys"] == argv[8:11]  # no host-wide sysctl writes
-    assert ["--ro-bind", str(tmp_path / "w.whl"), "/tmp/w/w.whl"] == argv[13:16]
+    assert ["--ro-bind", str(tmp_path / "w.whl"), "/tmp/w/w.whl"] == argv[15:18]
     assert "--cap-add" not in argv and "/etc/resolv.conf" not in argv
     assert argv[argv.index("PIP_CONFIG_FILE") + 1] == "/dev/null"
     assert argv[-2:] == ["--", "/bin/true"]
     networked = _process.bwrap_argv(tmp_path, ["/bin/true"], caps=["CAP_CHOWN"], network=True)
     assert "--unshare-net" not in networked
-    assert ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"] == networked[13:16]
+    assert ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"] == networked[15:18]
     assert networked[networked.index("--cap-add") + 1] == "CAP_CHOWN"
 
 

@@ -119,12 +119,14 @@ def scalar(value: Any) -> Any:
     return str(value)
 
 
-def capped(items: list[Any], element: dict[str, Any], key: str) -> dict[str, Any]:
-    """Put `items` under `key`, keeping at most `MAX_POINTS` (``total`` says how many there were)."""
-    if len(items) > MAX_POINTS:
+def capped(items: list[Any], element: dict[str, Any], key: str, total: int | None = None) -> dict[str, Any]:
+    """Put `items` under `key`, keeping at most `MAX_POINTS`; when some were cut, ``truncated``
+    and ``total`` (`total`: the count before the caller already cut `items`)."""
+    total = len(items) if total is None else total
+    if total > MAX_POINTS or len(items) > MAX_POINTS:
         element[key] = items[:MAX_POINTS]
         element["truncated"] = True
-        element["total"] = len(items)
+        element["total"] = total
     else:
         element[key] = items
     return element

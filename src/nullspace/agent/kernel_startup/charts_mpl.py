@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Wedge
 from matplotlib.ticker import FixedLocator
 
+from . import chart_schema
 from .chart_schema import capped, finish, number, text, unit_of, unknown
 
 SOURCE = "matplotlib"
@@ -284,9 +285,10 @@ def _points(ax: Any, lines: list[Any], scatters: list[Any], labels: dict[int, st
             xy = artist.get_offsets()
             kind = "scatter"
             label = artist.get_label()
-        points = [[xconv.to_value(x), yconv.to_value(y)] for x, y in _rows(xy)]
+        rows, total = _rows(xy, chart_schema.MAX_POINTS)
+        points = [[xconv.to_value(x), yconv.to_value(y)] for x, y in rows]
         element = {"label": _series_label(label, len(elements)), "kind": kind}
-        elements.append(capped(points, element, "points"))
+        elements.append(capped(points, element, "points", total))
         if kind == "line":
             n_line += 1
         else:
@@ -296,13 +298,14 @@ def _points(ax: Any, lines: list[Any], scatters: list[Any], labels: dict[int, st
     return chart
 
 
-def _rows(xy: Any) -> list[tuple[float, float]]:
+def _rows(xy: Any, limit: int) -> tuple[list[tuple[float, float]], int]:
+    """The first `limit` (x, y) rows as floats (masked → NaN), and how many there are."""
     import numpy as np
 
     arr = np.ma.filled(np.ma.asarray(xy, dtype=float), np.nan)
     if arr.ndim != 2 or arr.shape[1] < 2:
-        return []
-    return [(float(x), float(y)) for x, y in arr[:, :2]]
+        return [], 0
+    return [(float(x), float(y)) for x, y in arr[:limit, :2]], int(arr.shape[0])
 
 
 def _bar(ax: Any, bars: list[Any], chart: dict) -> dict:
