@@ -60,7 +60,9 @@ async def baseline(code: str, rounds: int) -> list[float]:
             await kc.execute_interactive(
                 code,
                 timeout=60,
-                output_hook=lambda msg: on_text(msg["content"]["text"]) if msg["msg_type"] == "stream" else None,
+                output_hook=lambda msg: (
+                    on_text(msg["content"]["text"]) if msg["msg_type"] == "stream" else None
+                ),
             )
     finally:
         kc.stop_channels()

@@ -29,7 +29,7 @@ stamp=.venv/.nullspace-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing nullspace and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[all]' \
-    pytest anyio ruff jupyter_client ipykernel matplotlib jupyter_kernel_gateway websocket-client
+    pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client
   touch "$stamp"
 fi
 

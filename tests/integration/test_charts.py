@@ -42,7 +42,9 @@ def test_matplotlib_line_with_labels_units_and_png(sbx: Sandbox) -> None:
     c = result.chart
     assert (c["type"], c["source"], c["title"]) == ("line", "matplotlib", "Run")
     assert (c["x_label"], c["x_unit"], c["y_unit"]) == ("Time (s)", "s", "m/s")
-    assert c["elements"] == [{"label": "speed", "kind": "line", "points": [[1.0, 2.0], [2.0, 4.0], [3.0, 8.0]]}]
+    assert c["elements"] == [
+        {"label": "speed", "kind": "line", "points": [[1.0, 2.0], [2.0, 4.0], [3.0, 8.0]]}
+    ]
     assert c["x_scale"] == "linear" and c["x_ticks"] and len(c["x_ticks"]) == len(c["x_tick_labels"])
 
 
@@ -67,7 +69,10 @@ def test_matplotlib_horizontal_bar(sbx: Sandbox) -> None:
 def test_matplotlib_pie(sbx: Sandbox) -> None:
     c = chart(sbx, MPL + "plt.pie([1, 1], labels=['yes', 'no'])\nplt.title('Vote')\nplt.show()")
     assert (c["type"], c["title"]) == ("pie", "Vote")
-    assert [(e["label"], e["angle"], e["fraction"]) for e in c["elements"]] == [("yes", 180.0, 0.5), ("no", 180.0, 0.5)]
+    assert [(e["label"], e["angle"], e["fraction"]) for e in c["elements"]] == [
+        ("yes", 180.0, 0.5),
+        ("no", 180.0, 0.5),
+    ]
 
 
 def test_matplotlib_box_and_whisker(sbx: Sandbox) -> None:

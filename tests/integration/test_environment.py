@@ -7,9 +7,9 @@ from nullspace import Sandbox
 
 
 def test_sandbox_envs_are_visible_in_every_kernel(server) -> None:  # noqa: ANN001
-    with Sandbox.create(envs={"TEAM": "data", "QUOTE": "it's \"quoted\" ü"}, timeout=120) as sb:
+    with Sandbox.create(envs={"TEAM": "data", "QUOTE": 'it\'s "quoted" ü'}, timeout=120) as sb:
         code = "import os\nprint(os.environ['TEAM'] + '|' + os.environ['QUOTE'])"
-        expected = ["data|it's \"quoted\" ü\n"]
+        expected = ['data|it\'s "quoted" ü\n']
         assert sb.run_code(code).logs.stdout == expected
         ctx = sb.create_context(cwd="/tmp")
         assert sb.run_code(code, context=ctx).logs.stdout == expected

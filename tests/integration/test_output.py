@@ -33,7 +33,9 @@ def test_the_cap_is_configurable_per_run_and_counts_stderr_too(sandbox: Sandbox)
     )
     assert "".join(execution.logs.stdout) == "o" * 600 + "\n"
     stderr = "".join(execution.logs.stderr)
-    assert stderr.startswith("e" * 399) and stderr.endswith("[nullspace: output truncated after 1000 bytes]\n")
+    assert stderr.startswith("e" * 399) and stderr.endswith(
+        "[nullspace: output truncated after 1000 bytes]\n"
+    )
     assert "never" not in "".join(execution.logs.stdout)
     assert sandbox.run_code("print('fresh budget')").logs.stdout == ["fresh budget\n"]
 

@@ -151,3 +151,10 @@ def test_scripts_extensions_and_a_version_change(sandbox) -> None:  # noqa: ANN0
     assert (
         sandbox.run_code("import tabulate\ntabulate.__version__", context=fresh).text.strip("'") == "0.8.10"
     )
+
+
+def test_another_version_of_a_template_package_is_refused(sandbox) -> None:  # noqa: ANN001
+    version = sandbox.run_code("import packaging\npackaging.__version__").text.strip("'")
+    with pytest.raises(PackageInstallError, match="part of this sandbox's template"):
+        sandbox.install_packages(["packaging==23.2"])
+    assert sandbox.run_code("import packaging\npackaging.__version__").text.strip("'") == version

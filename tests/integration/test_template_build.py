@@ -58,10 +58,19 @@ def test_template_json(image) -> None:  # noqa: ANN001
     meta = json.loads(image.metadata_path.read_text())
     assert meta["name"] == "code-interpreter"
     assert meta["digest"] == image.digest == builtin_spec("code-interpreter").digest
-    assert meta["kernels"] == {"python": "python3"}
+    assert meta["kernels"] == dict(builtin_spec("code-interpreter").kernels)
+    assert meta["kernels"]["python"] == "python3"
     assert meta["user"] == "user" and meta["uid"] == 1000 and meta["workdir"] == "/home/user"
     assert meta["python"] == "/opt/venv/bin/python"
     assert meta["env"]["PATH"].startswith("/opt/venv/bin:")
+    # where packages installed at run time go, and the read-only cache view they come from
+    assert meta["packages"]["python_site"] == "/home/user/.local/lib/python3.11/site-packages"
+    assert (image.rootfs / "opt/nullspace/cache").is_dir()
+    site = image.rootfs / "opt/venv/lib/python3.11/site-packages"
+    assert (site / "nullspace-packages.pth").read_text() == "import _nullspace_site\n"
+    assert "no-index = true" in (image.rootfs / "opt/venv/pip.conf").read_text()
+    python = json.loads((image.build_dir / "meta.json").read_text())["python"]
+    assert python["tags"]["version"] == "3.11" and python["packages"]["numpy"]
 
 
 def test_kernel_and_layout(image) -> None:  # noqa: ANN001

@@ -122,10 +122,16 @@ async def install_python(
     if wheel_names:
         paths = [os.path.join(cache, "wheels", name) for name in wheel_names]
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        fast = await asyncio.to_thread(_fast_install, paths, staging, version)
+        try:
+            fast = await asyncio.to_thread(_fast_install, paths, staging, version, site)
+        except wheels.Conflict as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            return {"status": "error", "installed": [], "log": f"ERROR: {exc}\n"}
         if fast is not None:
-            done, lines = fast
+            done, lines, old = fast
             try:
+                for dist_info in old:
+                    wheels.uninstall(dist_info, site)
                 _move_in(staging, site, prefix)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -146,6 +152,11 @@ async def install_python(
         code, output = await _run(argv, env, timeout)
         if code != 0:
             return {"status": "error", "installed": [], "log": output}
+        try:  # pip --prefix leaves an older version in the user site alone: remove it here
+            for dist_info in wheels.replaced(_staged_distributions(staging), site):
+                wheels.uninstall(dist_info, site)
+        except wheels.Conflict as exc:
+            return {"status": "error", "installed": [], "log": f"{output}ERROR: {exc}\n"}
         installed = _move_in(staging, site, prefix)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,10 +165,12 @@ async def install_python(
 
 
 def _fast_install(
-    paths: list[str], staging: str, version: str
-) -> tuple[list[tuple[str, str]], list[str]] | None:
+    paths: list[str], staging: str, version: str, site: str
+) -> tuple[list[tuple[str, str]], list[str], list[str]] | None:
     try:
-        return wheels.install(paths, staging, version)
+        return wheels.install(paths, staging, version, site)
+    except wheels.Conflict:
+        raise
     except Exception:  # anything unexpected: pip does it
         log.exception("unpacking wheels failed; falling back to pip")
         return None
@@ -200,6 +213,13 @@ async def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[in
         return 124, f"pip install did not finish within {timeout:.0f} s\n"
     text = out.decode("utf-8", "replace")
     return proc.returncode or 0, text[-MAX_LOG:]
+
+
+def _staged_distributions(staging: str) -> list[tuple[str, str]]:
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    staged_site = os.path.join(staging, "lib", version, "site-packages")
+    entries = os.listdir(staged_site) if os.path.isdir(staged_site) else []
+    return [(m.group("name"), m.group("version")) for m in map(_DIST_INFO.match, entries) if m]
 
 
 def _move_in(staging: str, site: str, prefix: str) -> list[tuple[str, str]]:

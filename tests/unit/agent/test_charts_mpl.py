@@ -45,7 +45,9 @@ def test_line_chart_with_title_labels_units_and_ticks() -> None:
     assert chart["title"] == "Growth"
     assert (chart["x_label"], chart["x_unit"], chart["y_unit"]) == ("Time (s)", "s", "m")
     assert chart["x_scale"] == chart["y_scale"] == "linear"
-    assert chart["elements"] == [{"label": "squares", "kind": "line", "points": [[1.0, 1.0], [2.0, 4.0], [3.0, 9.0]]}]
+    assert chart["elements"] == [
+        {"label": "squares", "kind": "line", "points": [[1.0, 1.0], [2.0, 4.0], [3.0, 9.0]]}
+    ]
     assert len(chart["x_ticks"]) == len(chart["x_tick_labels"]) > 0
     lo, hi = ax.get_xlim()
     assert all(lo <= t <= hi for t in chart["x_ticks"])  # only ticks inside the view
@@ -122,7 +124,12 @@ def test_box_and_whisker_uses_the_drawn_statistics() -> None:
     assert chart["type"] == "box_and_whisker" and chart["orientation"] == "vertical"
     u, v = chart["elements"]
     assert (u["label"], u["min"], u["first_quartile"], u["median"], u["third_quartile"], u["max"]) == (
-        "u", 1, 2.0, 3.0, 4.0, 4
+        "u",
+        1,
+        2.0,
+        3.0,
+        4.0,
+        4,
     )
     assert u["outliers"] == [100]
     assert (v["min"], v["median"], v["max"], v["outliers"]) == (5, 5.0, 5, [])  # all equal

@@ -49,7 +49,10 @@ def test_numpy_arrays_and_dates() -> None:
 def test_bars_equal_values_and_horizontal() -> None:
     chart = both(go.Figure(go.Bar(x=["a", "b"], y=[2, 2], name="n")))
     assert (chart["type"], chart["orientation"], chart["x_scale"]) == ("bar", "vertical", "categorical")
-    assert chart["elements"] == [{"label": "a", "group": "n", "value": 2}, {"label": "b", "group": "n", "value": 2}]
+    assert chart["elements"] == [
+        {"label": "a", "group": "n", "value": 2},
+        {"label": "b", "group": "n", "value": 2},
+    ]
     chart = both(go.Figure(go.Bar(y=["a"], x=[3], orientation="h")))
     assert chart["orientation"] == "horizontal" and chart["elements"][0]["value"] == 3
 

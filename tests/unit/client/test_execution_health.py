@@ -25,7 +25,11 @@ def test_error_keeps_state_lost_and_details() -> None:
     builder.feed({"type": "end_of_execution", "status": "error"})
     error = builder.finish().error
     assert error is not None and error.state_lost is True
-    assert error.details == {"exit_code": None, "signal": 9, "limit": {"resource": "memory", "limit_bytes": 268435456}}
+    assert error.details == {
+        "exit_code": None,
+        "signal": 9,
+        "limit": {"resource": "memory", "limit_bytes": 268435456},
+    }
 
 
 def test_plain_errors_have_no_details() -> None:
@@ -37,7 +41,9 @@ def test_plain_errors_have_no_details() -> None:
 
 def test_artifacts_without_a_binder_stay_plain_info() -> None:
     builder = ExecutionBuilder()
-    builder.feed({"type": "artifacts", "artifacts": [{"path": "/home/user/a", "size": -1, "sha256": "short"}]})
+    builder.feed(
+        {"type": "artifacts", "artifacts": [{"path": "/home/user/a", "size": -1, "sha256": "short"}]}
+    )
     (info,) = builder.execution.artifacts
     assert isinstance(info, nullspace.ArtifactInfo)
     assert (info.name, info.size, info.sha256, info.mime_type) == ("a", 0, None, "application/octet-stream")

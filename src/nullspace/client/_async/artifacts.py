@@ -64,7 +64,9 @@ class AsyncArtifact(ArtifactInfo):
         digest = hashlib.sha256()
         size = 0
         try:
-            stream = await self._sandbox.files.read(self.path, format="stream", request_timeout=request_timeout)
+            stream = await self._sandbox.files.read(
+                self.path, format="stream", request_timeout=request_timeout
+            )
             async with aclosing(stream):
                 with open(tmp, "wb") as fh:
                     async for chunk in stream:

@@ -28,8 +28,14 @@ def fake_with_files(files: dict[str, bytes]) -> FakeAPI:
                 "type": "artifacts",
                 "root": "/home/user",
                 "artifacts": [
-                    {"path": "/home/user/out.png", "name": "out.png", "size": len(CONTENT),
-                     "mime_type": "image/png", "sha256": SHA, "change": "created"},
+                    {
+                        "path": "/home/user/out.png",
+                        "name": "out.png",
+                        "size": len(CONTENT),
+                        "mime_type": "image/png",
+                        "sha256": SHA,
+                        "change": "created",
+                    },
                     {"path": 42},  # malformed: dropped
                 ],
             },
@@ -64,7 +70,10 @@ async def test_artifacts_are_parsed_bound_read_and_downloaded(tmp_path: Path) ->
     (artifact,) = execution.artifacts
     assert isinstance(artifact, nullspace.AsyncArtifact)
     assert (artifact.path, artifact.name, artifact.size, artifact.mime_type) == (
-        "/home/user/out.png", "out.png", len(CONTENT), "image/png"
+        "/home/user/out.png",
+        "out.png",
+        len(CONTENT),
+        "image/png",
     )
     assert execution.to_dict()["artifacts"][0]["sha256"] == SHA
     assert await artifact.read() == CONTENT
