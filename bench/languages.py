@@ -111,7 +111,7 @@ def measure(languages: list[str], cold_n: int, runs: int, prestarted_n: int) -> 
         console.print(f"[dim]prestarted sandbox {i + 1}/{prestarted_n}[/dim]")
         with Sandbox.create(timeout=300) as sb:
             sb.run_code("1")
-            time.sleep(6)  # idle: the agent starts its prestart kernels one after the other
+            time.sleep(8)  # idle: the agent starts its prestart kernels one after the other
             for lang in languages:
                 code, expected = LANGUAGES[lang]
                 t0 = time.perf_counter()

@@ -378,3 +378,34 @@ def test_deno_output_after_idle_is_not_lost(polyglot: Sandbox, language: str) ->
         )
         assert execution.logs.stdout == [f"out {i}\n"], (i, execution)
         assert [r.text for r in execution.results] == [f"shown {i}", str(i)], (i, execution)
+
+
+# -- prestart ---------------------------------------------------------------------------------------
+
+
+def _languages_after_idle(sb: Sandbox, wanted: set[str], wait: float) -> set[str]:
+    deadline = time.monotonic() + wait
+    while True:
+        found = {ctx.language for ctx in sb.list_contexts()}
+        if wanted <= found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
+
+
+def test_idle_sandbox_prestarts_bash_javascript_r(server) -> None:  # noqa: ANN001
+    with Sandbox.create(timeout=120) as sb:
+        assert sb.run_code("1 + 1").text == "2"
+        found = _languages_after_idle(sb, {"python", "bash", "javascript", "r"}, wait=45)
+        assert {"python", "bash", "javascript", "r"} <= found, found
+        assert "java" not in found and "typescript" not in found  # those start on first use
+        # the prestarted context is the language's default context, state and all
+        sb.run_code("x=5", language="bash")
+        assert sb.run_code("echo $x", language="bash").logs.stdout == ["5\n"]
+        assert len([c for c in sb.list_contexts() if c.language == "bash"]) == 1
+
+
+def test_prestart_can_be_turned_off(server) -> None:  # noqa: ANN001
+    with Sandbox.create(timeout=120, envs={"NULLSPACE_PRESTART": "none"}) as sb:
+        assert sb.run_code("1 + 1").text == "2"
+        time.sleep(3)
+        assert [ctx.language for ctx in sb.list_contexts()] == ["python"]

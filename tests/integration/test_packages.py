@@ -158,3 +158,23 @@ def test_another_version_of_a_template_package_is_refused(sandbox) -> None:  # n
     with pytest.raises(PackageInstallError, match="part of this sandbox's template"):
         sandbox.install_packages(["packaging==23.2"])
     assert sandbox.run_code("import packaging\npackaging.__version__").text.strip("'") == version
+
+
+def test_the_cache_view_is_read_only_and_per_sandbox(server, sandbox) -> None:  # noqa: ANN001
+    from nullspace import Sandbox
+
+    sandbox.install_packages(["humanize==4.9.0"])
+    probe = (
+        "import os\n"
+        "names = sorted(os.listdir('/opt/nullspace/cache/wheels'))\n"
+        "try:\n"
+        "    open('/opt/nullspace/cache/wheels/x.whl', 'w')\n"
+        "    writable = True\n"
+        "except OSError:\n"
+        "    writable = False\n"
+        "print(names, writable)"
+    )
+    mine = "".join(sandbox.run_code(probe).logs.stdout)
+    assert "humanize-4.9.0-py3-none-any.whl" in mine and mine.strip().endswith("False")
+    with Sandbox.create(timeout=60) as other:
+        assert "".join(other.run_code(probe).logs.stdout).strip() == "[] False"

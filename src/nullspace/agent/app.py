@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from . import commands, configure, files, messages, packages
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry
-from .languages import start_prestart
+from .languages import FirstRequest, start_prestart
 from .runs import Run, RunRequest
 
 log = logging.getLogger("nullspace.agent")
@@ -226,4 +226,5 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
         lifespan=lifespan,
     )
     app.state.registry = reg
+    app.add_middleware(FirstRequest, registry=reg)  # prestart waits for the sandbox to be used
     return app

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -94,17 +95,50 @@ async def _wait_idle(registry: Registry, delay: float, step: float = 0.1) -> Non
         quiet = quiet + step if _idle(registry) else 0.0
 
 
+_used: weakref.WeakKeyDictionary[Any, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def _used_event(registry: Registry) -> asyncio.Event:
+    event = _used.get(registry)
+    if event is None:
+        event = _used[registry] = asyncio.Event()
+    return event
+
+
+class FirstRequest:
+    """ASGI middleware: marks the sandbox as in use at its first request other than /health.
+
+    A warm-pool sandbox sits unclaimed, answering health checks only: it must not grow by a few
+    hundred MiB of kernels before the claimer's memory limit and envs (``NULLSPACE_PRESTART``)
+    arrive. So prestart waits for this."""
+
+    def __init__(self, app: Any, registry: Registry) -> None:
+        self.app = app
+        self.registry = registry
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path") != "/health":
+            _used_event(self.registry).set()
+        await self.app(scope, receive, send)
+
+
 async def prestart(registry: Registry, languages: Iterable[str], delay: float) -> None:
-    """Start the default context of each language (after boot, each after an idle spell)."""
-    languages = list(languages)
-    if not languages:
-        return
+    """Start the default context of each language: once booted and in use, each after an idle
+    spell. ``NULLSPACE_PRESTART``, read when it begins (a pool claimer's envs arrive late),
+    overrides `languages`."""
     while not registry.ready:
         if registry.boot_error:
             return
         await asyncio.sleep(0.05)
-    for language in languages:
-        await _wait_idle(registry, delay)
+    await _used_event(registry).wait()
+    await _wait_idle(registry, delay)
+    override = prestart_override()
+    if override is not None:
+        config = registry.config
+        languages = resolve_prestart(None, config.kernels, config.boot_language, override)
+    for i, language in enumerate(languages):
+        if i:
+            await _wait_idle(registry, delay)
         if language in registry.defaults:
             continue  # a run already started it
         try:
@@ -117,11 +151,9 @@ async def prestart(registry: Registry, languages: Iterable[str], delay: float) -
 
 
 def start_prestart(registry: Registry) -> asyncio.Task[None] | None:
-    """Schedule `prestart` for the registry's configured languages (None: nothing to do)."""
+    """Schedule `prestart` for the registry's configured languages."""
     config = registry.config
     languages = getattr(config, "prestart", ())
-    if not languages:
-        return None
     return asyncio.create_task(
         prestart(registry, languages, getattr(config, "prestart_delay", 1.0)), name="prestart"
     )

@@ -146,9 +146,14 @@ class PackageInstaller:
         if reply["status"] != "ok":
             raise PackageInstallError(_failure("pip install (in the sandbox)", packages, reply["log"]))
         installed = reply["installed"]
+        # Later installs are pinned to what is here now: take that from the wheels the host
+        # resolved, never from what the sandbox says (it could smuggle lines into the
+        # constraints file pip reads on the host).
         python_state = state.setdefault("python", {})
-        for item in installed:
-            python_state[_python.project_name(item["name"])] = item["version"]
+        for wheel in wheels:
+            match = _WHEEL.match(wheel.name)
+            if match:
+                python_state[_python.project_name(match.group("name"))] = match.group("version")
         _write_state(base, state)
         return InstallOutcome(installed, log[-MAX_LOG:])
 
@@ -256,6 +261,13 @@ class PackageInstaller:
         return _check_reply(reply)
 
 
+_WHEEL = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(?:-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$"
+)
+_NAME = re.compile(r"^(?:@[A-Za-z0-9._-]+/)?[A-Za-z0-9][A-Za-z0-9._-]{0,213}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,127}$")
+
+
 def _check_reply(reply: Any) -> dict[str, Any]:
     """The agent is untrusted: keep only well-formed fields, bounded."""
     if not isinstance(reply, dict) or reply.get("status") not in ("ok", "error"):
@@ -266,8 +278,8 @@ def _check_reply(reply: Any) -> dict[str, Any]:
             isinstance(item, dict)
             and isinstance(item.get("name"), str)
             and isinstance(item.get("version"), str)
-            and len(item["name"]) <= 214
-            and len(item["version"]) <= 128
+            and _NAME.match(item["name"])
+            and _VERSION.match(item["version"])
         ):
             installed.append({"name": item["name"], "version": item["version"]})
     log = reply.get("log")
@@ -369,9 +381,10 @@ def _prepare_npm_staging(live_project: Path, staging: Path, template_npm: Any) -
 
 def _swap_in(staging: Path, live_project: Path, old: Path) -> None:
     """Replace the sandbox's npm project by the staged one (readable by the sandbox uid)."""
-    for dirpath, dirnames, filenames in os.walk(staging):
+    for dirpath, dirnames, filenames in os.walk(staging):  # never follows symlinks
         for name in dirnames:
-            os.chmod(os.path.join(dirpath, name), 0o755)
+            if not os.path.islink(os.path.join(dirpath, name)):
+                os.chmod(os.path.join(dirpath, name), 0o755)
         for name in filenames:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):

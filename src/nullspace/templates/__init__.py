@@ -9,7 +9,7 @@ tools needed to import this package).
 """
 
 from nullspace.templates._models import BuildProgress, ProgressCallback, TemplateImage
-from nullspace.templates.builder import STEPS, build
+from nullspace.templates.builder import STEPS, BuildPlan, build, plan_build
 from nullspace.templates.cache import (
     builtin_names,
     builtin_spec,
@@ -22,6 +22,7 @@ from nullspace.templates.cache import (
 from nullspace.templates.mounts import MOUNT_FILES, MOUNT_POINTS, check_mount_points
 from nullspace.templates.spec import (
     BUILDER_VERSION,
+    FileSpec,
     TemplateSpec,
     TemplateSpecError,
     load_spec,
@@ -33,7 +34,9 @@ __all__ = [
     "MOUNT_FILES",
     "MOUNT_POINTS",
     "STEPS",
+    "BuildPlan",
     "BuildProgress",
+    "FileSpec",
     "ProgressCallback",
     "TemplateImage",
     "TemplateSpec",
@@ -49,4 +52,5 @@ __all__ = [
     "list_templates",
     "load_spec",
     "parse_spec",
+    "plan_build",
 ]

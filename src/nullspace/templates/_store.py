@@ -76,12 +76,30 @@ def name_lock(data_dir: Path, name: str) -> Iterator[None]:
     """Hold the exclusive per-name lock (blocks until a concurrent build of `name` ends)."""
     root = ensure_dirs(data_dir)
     template_dir(data_dir, name)  # validates
-    with open(root / f".lock-{name}", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    path = root / f".lock-{name}"
+    while True:
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if not _same_file(handle.fileno(), path):
+                    continue  # `delete_template` removed this lock file while we waited
+                yield
+                return
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+
+
+def remove_lock(data_dir: Path, name: str) -> None:
+    """Remove `.lock-<name>`; call while holding it (waiters notice and take a fresh one)."""
+    (templates_dir(data_dir) / f".lock-{name}").unlink(missing_ok=True)
 
 
 def read_current(data_dir: Path, name: str) -> str | None:

@@ -143,5 +143,6 @@ def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
             _store.remove_tree(directory)
         except OSError as exc:
             raise TemplateBuildError(f"cannot delete template {name!r}: {exc}") from exc
+        _store.remove_lock(data_dir, name)
     _layers.collect_garbage(data_dir)
     return True

@@ -43,6 +43,11 @@ def test_agent_replies_are_checked() -> None:
          "log": "x" * (packages.MAX_LOG + 10), "extra": 1}
     )  # fmt: skip
     assert reply["installed"] == [{"name": "a", "version": "1"}]
+    smuggled = packages._check_reply(
+        {"status": "ok", "installed": [{"name": "x", "version": "1\n--extra-index-url http://evil/simple"},
+                                      {"name": "-e x", "version": "1"}, {"name": "@s/p", "version": "2.0"}]}
+    )  # fmt: skip
+    assert smuggled["installed"] == [{"name": "@s/p", "version": "2.0"}]
     assert len(reply["log"]) == packages.MAX_LOG
     for bad in (None, [], {"status": "maybe"}, "ok"):
         with pytest.raises(PackageInstallError, match="malformed"):

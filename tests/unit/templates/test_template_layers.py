@@ -218,3 +218,18 @@ def test_bad_file_entries(tmp_path: Path) -> None:
     for source, problem in cases:
         with pytest.raises(TemplateSpecError, match=problem):
             load_spec(write(tmp_path, source, "b.toml"))
+
+
+def test_delete_removes_the_lock_file_and_a_stale_lock_is_not_trusted(tmp_path: Path, fake: Any) -> None:
+    ensure_template(TemplateSpec(name="gone"), tmp_path)
+    lock = tmp_path / "templates/.lock-gone"
+    assert lock.exists()
+    from nullspace.templates import delete_template
+
+    assert delete_template("gone", tmp_path) and not lock.exists()
+    with open(lock, "a") as stale:  # a waiter's handle on a lock file that was removed meanwhile
+        lock.unlink()
+        lock.write_text("")
+        assert not _store._same_file(stale.fileno(), lock)
+    with _store.name_lock(tmp_path, "gone"):
+        assert lock.exists()
