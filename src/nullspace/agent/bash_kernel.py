@@ -368,10 +368,14 @@ class BashKernel:
             return
         except OSError:
             data = b""
-        if not data:
-            if self.running is not None and not self.bash.alive():
-                code = self.bash.proc.wait()
-                self.finish(None, died=True, returncode=code)
+        if not data:  # EOF: bash is gone (killed from elsewhere, `exit`) or closed its output
+            with contextlib.suppress(OSError):
+                self.bash.proc.kill()
+            code = self.bash.proc.wait()
+            if self.running is not None:
+                self.finish(None, died=True, returncode=code)  # restarts bash
+            else:
+                self.restart_bash()  # an fd at EOF would make every poll return at once
             return
         text = stream.feed(data)
         if stream is self.err and text:

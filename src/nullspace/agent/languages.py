@@ -9,7 +9,10 @@
   r) in the background, one at a time, each only after the sandbox has been idle for
   ``prestart_delay`` seconds, so a prestart never competes with a user's run for the CPU. A run
   in such a language then finds its kernel ready instead of paying its 0.4–1.5 s start. The
-  sandbox env ``NULLSPACE_PRESTART`` overrides the list (``none``, ``all`` or ``r,java``).
+  sandbox env ``NULLSPACE_PRESTART`` overrides the list (``none``, ``all`` or ``r,java``). It
+  begins only once the sandbox is in use (first request other than /health: an unclaimed
+  warm-pool sandbox stays small), and with ``NULLSPACE_MEMORY_MB`` in the environment it keeps
+  the prestarted kernels within a third of that limit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("nullspace.agent")
 
 PRESTART_ENV = "NULLSPACE_PRESTART"
+MEMORY_ENV = "NULLSPACE_MEMORY_MB"
+"""The sandbox's memory limit, when the server passes it: prestart then keeps within a third."""
+
+IDLE_MIB = {"bash": 15, "r": 110, "javascript": 180, "typescript": 180, "java": 170}
+"""Measured idle memory of each kernel (Private_Dirty after one run, docs/benchmarks.md)."""
 
 
 def apply_transport(km: Any) -> None:
@@ -81,6 +89,22 @@ def resolve_prestart(
         if language in kernels and language != boot_language and language not in chosen:
             chosen.append(language)
     return tuple(chosen)
+
+
+def within_budget(languages: Iterable[str], memory_mb: str | None) -> list[str]:
+    """The prefix-greedy subset of `languages` whose idle kernels fit in a third of the
+    sandbox's memory (all of them when the limit is unknown)."""
+    try:
+        budget = int(memory_mb) / 3 if memory_mb else None
+    except ValueError:
+        budget = None
+    chosen = []
+    for language in languages:
+        cost = IDLE_MIB.get(language, 100)
+        if budget is None or cost <= budget:
+            chosen.append(language)
+            budget = None if budget is None else budget - cost
+    return chosen
 
 
 def _idle(registry: Registry) -> bool:
@@ -136,6 +160,7 @@ async def prestart(registry: Registry, languages: Iterable[str], delay: float) -
     if override is not None:
         config = registry.config
         languages = resolve_prestart(None, config.kernels, config.boot_language, override)
+    languages = within_budget(languages, os.environ.get(MEMORY_ENV))
     for i, language in enumerate(languages):
         if i:
             await _wait_idle(registry, delay)

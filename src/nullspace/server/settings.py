@@ -7,11 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..templates import default_data_dir
+
 MiB = 1 << 20
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("NULLSPACE_HOME", "/var/lib/nullspace"))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -116,6 +118,14 @@ def test_bash_kernel(kernel_dir: Path, tmp_path: Path) -> None:
             reply, out = await run(kc, "rm -rf \"$TMPDIR\"/nsbash-*; echo still")
             assert joined(out, "stdout") == "still\n"
             assert joined((await run(kc, "echo again"))[1], "stdout") == "again\n"
+
+            # bash killed from outside while idle: the kernel neither spins nor dies
+            await run(kc, "echo $$ > \"$TMPDIR/bash.pid\"")
+            os.kill(int((tmp_path / "bash.pid").read_text()), signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            reply, out = await run(kc, "echo ${x:-fresh}")
+            assert joined(out, "stdout") == "fresh\n"
+            await run(kc, "x=41")
 
             # exit ends bash: reported, and the next run gets a fresh shell
             reply, _ = await run(kc, "exit 3")

@@ -93,3 +93,12 @@ def test_r_js_java_snippets_embed_values_as_literals() -> None:
     java = ENV_SNIPPETS["java"].set({"K": NASTY})
     assert json.dumps(NASTY) in java  # ASCII-only JSON: a valid Java literal
     assert '{"K", null}' in ENV_SNIPPETS["java"].restore({"K": None})
+
+
+def test_prestart_keeps_within_a_third_of_the_memory_limit() -> None:
+    wanted = ["bash", "javascript", "r"]
+    assert languages.within_budget(wanted, None) == wanted  # the limit is unknown
+    assert languages.within_budget(wanted, "1024") == wanted  # 305 of 341 MiB
+    assert languages.within_budget(wanted, "512") == ["bash", "r"]
+    assert languages.within_budget(wanted, "256") == ["bash"]
+    assert languages.within_budget(wanted, "junk") == wanted
