@@ -6,7 +6,6 @@ NDJSON stream (one ASCII-only JSON object per line, ``end_of_execution`` always 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -19,17 +18,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from . import commands, configure, files, messages, packages
+from . import commands, configure, files, packages
 from .config import AgentConfig
-from .contexts import AgentError, Context, Registry
+from .contexts import AgentError, Context, Registry, validate_envs
 from .languages import FirstRequest, start_prestart
-from .runs import Run, RunRequest
+from .runs import RunRequest
+from .streaming import NDJSONFollow
 
 log = logging.getLogger("nullspace.agent")
-
-NDJSON = "application/x-ndjson"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -51,45 +48,6 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _registry(request: Request) -> Registry:
     return request.app.state.registry
-
-
-class NDJSONRunResponse(Response):
-    """Streams a run's events; if the client disconnects, abandons the run (which interrupts the
-    kernel). The run itself lives in its own task, so nothing here can cut it short."""
-
-    def __init__(self, run: Run, keepalive: float) -> None:
-        # No Response.__init__: it would add "content-length: 0" for the empty initial body.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [(b"content-type", NDJSON.encode()), (b"cache-control", b"no-store")]
-        self.run = run
-        self.keepalive = keepalive
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = asyncio.create_task(self._stream(send))
-        watcher = asyncio.create_task(self._watch(receive))
-        try:
-            await asyncio.wait({stream, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stream, watcher):
-                task.cancel()
-            for task in (stream, watcher):
-                with contextlib.suppress(BaseException):
-                    await task
-            if not self.run.finished:
-                self.run.abandon()
-
-    async def _watch(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for event in self.run.events(self.keepalive):
-            await send({"type": "http.response.body", "body": messages.encode(event), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 # -- endpoints -----------------------------------------------------------------------------------
@@ -136,14 +94,7 @@ def _run_request(body: dict[str, Any]) -> RunRequest:
     envs = body.get("envs")
     if envs is None:
         envs = body.get("env_vars")  # the E2B SDK's name for it
-    if envs is not None:
-        if not isinstance(envs, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
-        ):
-            raise AgentError(400, "invalid_argument", "envs must map strings to strings")
-        for key, value in envs.items():
-            if not key or "=" in key or "\0" in key or "\0" in value:
-                raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
+    envs = validate_envs(envs)
     cap = body.get("max_output_bytes")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise AgentError(400, "invalid_argument", "max_output_bytes must be a positive integer")
@@ -166,7 +117,12 @@ async def execute(request: Request) -> Response:
         ctx = await reg.default_context(language)
     if run_request.envs and ctx.env_snippets is None:
         raise AgentError(400, "invalid_argument", f"envs are not supported for {ctx.language} contexts yet")
-    return NDJSONRunResponse(ctx.submit(run_request), reg.config.keepalive_interval)
+    run = ctx.submit(run_request)
+    # A client that goes away abandons the run, which interrupts the kernel; the run itself lives
+    # in its own task, so the response can never cut it short.
+    return NDJSONFollow(
+        run.events(reg.config.keepalive_interval), on_abort=lambda: run.finished or run.abandon()
+    )
 
 
 # -- error handlers ------------------------------------------------------------------------------

@@ -7,71 +7,19 @@ re-attaches (replay from the start, then live; leaving does not kill).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from . import messages
 from .contexts import AgentError
-from .processes import SIGNALS, Commands, Event, data_field
-
-NDJSON = "application/x-ndjson"
-
+from .processes import SIGNALS, Commands, data_field
+from .streaming import NDJSONFollow
 
 # -- HTTP ------------------------------------------------------------------------------------------
-
-
-class NDJSONFollow(Response):
-    """Streams events; when the client goes away before the end, calls `on_abort`."""
-
-    def __init__(
-        self,
-        events: AsyncIterator[Event],
-        on_abort: Callable[[], None] | None = None,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [(b"content-type", NDJSON.encode()), (b"cache-control", b"no-store")]
-        self.events = events
-        self.on_abort = on_abort
-        self.on_close = on_close
-        self.done = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = asyncio.create_task(self._stream(send))
-        watcher = asyncio.create_task(self._watch(receive))
-        try:
-            await asyncio.wait({stream, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stream, watcher):
-                task.cancel()
-            for task in (stream, watcher):
-                with contextlib.suppress(BaseException):
-                    await task
-            if not self.done and self.on_abort is not None:
-                self.on_abort()
-            if self.on_close is not None:
-                self.on_close()
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        async for event in self.events:
-            await send({"type": "http.response.body", "body": messages.encode(event), "more_body": True})
-        self.done = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _registry(request: Request) -> Commands:

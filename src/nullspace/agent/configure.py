@@ -15,22 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .contexts import AgentError, Registry
+from .contexts import AgentError, Registry, validate_envs
 from .runs import silent
-
-
-def _envs(body: object) -> dict[str, str]:
-    envs = body.get("envs") if isinstance(body, dict) else None
-    if envs is None:
-        return {}
-    if not isinstance(envs, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
-    ):
-        raise AgentError(400, "invalid_argument", "envs must map strings to strings")
-    for key, value in envs.items():
-        if not key or "=" in key or "\0" in key or "\0" in value:
-            raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
-    return envs
 
 
 async def apply_envs(registry: Registry, envs: dict[str, str]) -> None:
@@ -51,7 +37,7 @@ async def configure(request: Request) -> Response:
     from .app import _body, _registry
 
     body = await _body(request)
-    await apply_envs(_registry(request), _envs(body))
+    await apply_envs(_registry(request), validate_envs(body.get("envs")))
     return JSONResponse({"status": "ok"})
 
 

@@ -46,6 +46,18 @@ class AgentError(Exception):
         self.message = message
 
 
+def validate_envs(envs: Any) -> dict[str, str]:
+    """Environment variables from a request body (None → {}); 400 on anything malformed."""
+    if envs is None:
+        return {}
+    if not isinstance(envs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in envs.items()):
+        raise AgentError(400, "invalid_argument", "envs must map strings to strings")
+    for key, value in envs.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
+    return envs
+
+
 class Context:
     def __init__(
         self,

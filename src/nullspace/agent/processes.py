@@ -35,7 +35,7 @@ from typing import Any
 
 from . import messages
 from .config import AgentConfig
-from .contexts import AgentError
+from .contexts import AgentError, validate_envs
 from .kernels import kernel_env, make_preexec
 
 log = logging.getLogger("nullspace.agent")
@@ -429,7 +429,7 @@ class Commands:
         if not os.path.isdir(cwd):
             raise AgentError(400, "invalid_argument", f"cwd {cwd!r} does not exist in the sandbox")
         env = kernel_env()
-        env.update(_envs(body.get("envs")))
+        env.update(validate_envs(body.get("envs")))
         timeout = body.get("timeout")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -472,19 +472,6 @@ def _argv(cmd: Any) -> tuple[list[str], str]:
     if isinstance(cmd, list) and cmd and all(isinstance(a, str) and "\0" not in a for a in cmd) and cmd[0]:
         return list(cmd), " ".join(cmd)
     raise AgentError(400, "invalid_argument", "cmd must be a non-empty string or a list of strings")
-
-
-def _envs(envs: Any) -> dict[str, str]:
-    if envs is None:
-        return {}
-    if not isinstance(envs, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
-    ):
-        raise AgentError(400, "invalid_argument", "envs must map strings to strings")
-    for key, value in envs.items():
-        if not key or "=" in key or "\0" in key or "\0" in value:
-            raise AgentError(400, "invalid_argument", f"invalid environment variable {key!r}")
-    return envs
 
 
 def data_field(body: dict[str, Any], text_key: str, b64_key: str) -> bytes | None:

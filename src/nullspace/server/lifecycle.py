@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 UID_COUNT = 65_536
 
 
+MEMORY_ENV = "NULLSPACE_MEMORY_MB"  # tells the agent the memory limit (no /sys inside)
+
+
 def new_sandbox_id() -> str:
     return "sb_" + secrets.token_hex(8)
 
@@ -113,7 +116,8 @@ class SandboxManager:
         """Start a sandbox and wait until its agent's default kernel answers; the uid is taken."""
         request = SandboxRequest(
             sandbox_id=sid, rootfs=image.rootfs, layers=image.layers, host_uid=uid, limits=limits,
-            disk_bytes=disk_mb * MiB, env={**image.spec.env, **envs}, workdir=image.spec.workdir,
+            disk_bytes=disk_mb * MiB, workdir=image.spec.workdir,
+            env={**image.spec.env, MEMORY_ENV: str(limits.memory_bytes // MiB), **envs},
         )
         try:
             running = await self.runtime.start(request)
@@ -150,6 +154,8 @@ class SandboxManager:
             warm.running.cgroup.set_limits(limits)  # ~0.1 ms of cgroupfs writes
             if disk_mb != warm.disk_mb:
                 mounts.resize(warm.running.base, disk_mb * MiB)
+            if limits.memory_bytes != warm.memory_bytes:  # the agent sizes kernel prestart by it
+                envs = {**envs, MEMORY_ENV: str(limits.memory_bytes // MiB)}
             if envs:
                 await warm.agent.request("POST", "/configure", json_body={"envs": envs})
         except Exception:

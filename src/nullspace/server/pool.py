@@ -36,6 +36,7 @@ class WarmSandbox:
     uid: int
     digest: str
     disk_mb: int
+    memory_bytes: int
     running: RunningSandbox
     agent: AgentClient
 
@@ -107,7 +108,7 @@ class WarmPool:
             if self._closing:
                 await manager.discard(running, agent, uid)
                 return
-            self.ready[template].append(WarmSandbox(sid, uid, image.digest, defaults.disk_mb, running, agent))
+            self.ready[template].append(WarmSandbox(sid, uid, image.digest, defaults.disk_mb, limits.memory_bytes, running, agent))
 
     async def close(self) -> None:
         self._closing = True
