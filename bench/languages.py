@@ -20,15 +20,11 @@ import argparse
 import asyncio
 import os
 import platform
-import shutil
-import signal
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+from _servers import nullspace_server
+from _stats import p50_p99_ms
 from jupyter_client.manager import AsyncKernelManager
 from rich.console import Console
 from rich.table import Table
@@ -46,15 +42,11 @@ LANGUAGES = {  # language -> (a trivial run, its expected output: result text or
 }
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def ms(values: list[float]) -> tuple[str, str]:
     if not values:
         return "–", "–"
-    return f"{statistics.median(values) * 1000:.1f}", f"{pct(values, 0.99) * 1000:.1f}"
+    p50, p99 = p50_p99_ms(values)
+    return f"{p50:.1f}", f"{p99:.1f}"
 
 
 def output(execution) -> str:  # noqa: ANN001
@@ -136,24 +128,6 @@ def kernel_memory() -> list[tuple[str, str]]:
     return rows
 
 
-def start_server() -> tuple[subprocess.Popen[bytes], Path]:
-    data_dir = Path(tempfile.mkdtemp(prefix="nsbench-", dir="/var/tmp"))
-    os.chmod(data_dir, 0o711)
-    (data_dir / "templates").symlink_to(Path("/var/lib/nullspace/templates"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir)],
-        stdout=open(data_dir / "server.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    os.environ["NULLSPACE_SOCKET"] = str(data_dir / "nullspace.sock")
-    os.environ["NULLSPACE_HOME"] = str(data_dir)
-    deadline = time.monotonic() + 60
-    while not (data_dir / "nullspace.sock").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    return proc, data_dir
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", type=int, default=5, help="cold contexts per language")
@@ -164,15 +138,10 @@ def main() -> None:
     args = parser.parse_args()
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
 
-    proc, data_dir = start_server()
-    try:
+    with nullspace_server(pool=0):
         base = asyncio.run(baseline(args.cold, args.runs))
         ours = measure(languages, args.cold, args.runs, args.prestarted)
         memory = kernel_memory()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
     header = ("language", "cold context p50", "p99", "first run, prestarted p50", "warm run p50", "p99")
     rows = [("python (raw jupyter_client, host)", *ms(base["cold"]), "–", *ms(base["warm"]))]

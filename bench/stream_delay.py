@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 from collections.abc import Callable
 
 from _servers import nullspace_server
+from _stats import p50_p99_ms
 from jupyter_client.manager import AsyncKernelManager
 
 from nullspace import AsyncSandbox, OutputMessage, Sandbox
@@ -39,11 +39,10 @@ def collector(delays: list[float]) -> Callable[[str], None]:
 
 
 def summary(name: str, delays: list[float]) -> str:
-    ordered = sorted(delays)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    p50, p99 = p50_p99_ms(delays)
     return (
-        f"{name:<38} n={len(ordered):<5} median {statistics.median(ordered) * 1000:7.2f} ms"
-        f"   p99 {p99 * 1000:7.2f} ms   max {ordered[-1] * 1000:7.2f} ms"
+        f"{name:<38} n={len(delays):<5} median {p50:7.2f} ms"
+        f"   p99 {p99:7.2f} ms   max {max(delays) * 1000:7.2f} ms"
     )
 
 

@@ -19,12 +19,12 @@ import asyncio
 import concurrent.futures
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from _servers import KernelGateway, nullspace_server, pool_state, wait_pool
+from _stats import p50_p99_ms
 from jupyter_client.manager import AsyncKernelManager
 from rich.console import Console
 from rich.progress import Progress
@@ -37,16 +37,11 @@ console = Console()
 Row = tuple[str, str, str, str, str]
 
 
-def ms(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000
-
-
 def row(label: str, ours: list[float], base: list[float] | None, base_name: str = "") -> Row:
-    o50, o99 = ms(ours)
+    o50, o99 = p50_p99_ms(ours)
     if not base:
         return (label, f"{o50:.1f}", f"{o99:.1f}", "–", "–")
-    b50, b99 = ms(base)
+    b50, b99 = p50_p99_ms(base)
     return (label, f"{o50:.1f}", f"{o99:.1f}", f"{b50:.1f} / {b99:.1f} ({base_name})", f"{o50 / b50:.2f}×")
 
 
