@@ -14,6 +14,8 @@ need=()
 for pkg in bubblewrap mmdebstrap libseccomp2 ca-certificates python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
+# npm fetches JavaScript packages on the trusted side (templates' npm steps, install_packages)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> apt-get install ${need[*]}"
   apt-get update -qq
