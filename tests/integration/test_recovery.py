@@ -56,6 +56,14 @@ def test_restart_after_crash_marks_dead_and_cleans_up(monkeypatch: pytest.Monkey
     finally:
         stop_server(process)
         shutil.rmtree(data_dir, ignore_errors=True)
+    # a server that stopped cleanly removes its (now empty) cgroup root too
+    assert not [p for p in Path("/sys/fs/cgroup").glob("*/nullspace-*") if _instance(data_dir) in p.name]
+
+
+def _instance(data_dir: Path) -> str:
+    from nullspace.server.settings import Settings
+
+    return Settings(data_dir=data_dir).instance
 
 
 def _in_cgroup(proc: Path, sid: str) -> bool:

@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await manager.shutdown()
             await store.close()
+            runtime.cgroups.remove_root()  # empty once every sandbox is gone; a no-op otherwise
 
     app = FastAPI(
         title="nullspace",
