@@ -30,8 +30,6 @@ def build_argv(policy: SandboxPolicy) -> list[str]:
         "--perms", "0700", "--size", str(policy.runtime_dir_bytes), "--tmpfs", AGENT_RUNTIME_DIR,
         "--ro-bind", str(policy.agent_source.parent), AGENT_LIB,
     ]
-    if policy.network:
-        argv.append("--share-net")
     for host_path, target in policy.extra_ro_binds:
         argv += ["--ro-bind", str(host_path), target]
     if policy.seccomp_fd is not None:

@@ -112,11 +112,7 @@ class LocalRuntime:
             os.write(seccomp_fd, self.seccomp_program)
             os.lseek(seccomp_fd, 0, os.SEEK_SET)
             policy = SandboxPolicy(
-                sandbox_id=request.sandbox_id,
                 rootfs=root,
-                host_uid=request.host_uid,
-                host_gid=request.host_uid,
-                limits=request.limits,
                 agent_source=self.agent_source,
                 command=(AGENT_PYTHON, "-m", "nullspace_agent", "--fd", str(listener.fileno())),
                 env=request.env,

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cgroups import Limits
-
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 AGENT_LIB = "/opt/nullspace/lib"
@@ -21,13 +19,10 @@ DEFAULT_PATH = "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
 
 @dataclass(frozen=True)
 class SandboxPolicy:
-    """Everything the launcher needs to start one sandbox."""
+    """What bwrap sets up for one sandbox. (Who runs bwrap — the sandbox's unprivileged host uid —
+    and its cgroup are the launcher's job: `local.py`.)"""
 
-    sandbox_id: str
     rootfs: Path                      # merged overlay root on the host
-    host_uid: int                     # the unprivileged host uid bwrap runs as
-    host_gid: int
-    limits: Limits
     agent_source: Path                # host .../nullspace_agent; its parent is bound read-only as AGENT_LIB
     command: tuple[str, ...]          # what runs inside (the agent)
     env: dict[str, str] = field(default_factory=dict)
@@ -35,6 +30,5 @@ class SandboxPolicy:
     hostname: str = "sandbox"
     runtime_dir_bytes: int = 16 << 20
     dev_shm_bytes: int = 64 << 20
-    network: bool = False             # loopback only when False (the default and only mode now)
     seccomp_fd: int | None = None
     extra_ro_binds: tuple[tuple[Path, str], ...] = ()
