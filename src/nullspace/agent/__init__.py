@@ -17,6 +17,8 @@ Modules:
 * ``languages`` per-language kernel quirks: TCP for Deno/JJava, late-output settle, error names,
   prestarting default contexts in the background
 * ``bash_kernel`` runs *as* the Bash kernel (stdlib + pyzmq), not in the agent
-* ``app``       the Starlette app (endpoints, NDJSON streaming, error bodies)
+* ``web``       what every route shares: JSON request bodies, NDJSON responses that notice a
+  disconnecting client
+* ``app``       the Starlette app (endpoints, error bodies)
 * ``__main__``  argparse + uvicorn on an inherited fd or a socket path
 """

@@ -7,7 +7,6 @@ NDJSON stream (one ASCII-only JSON object per line, ``end_of_execution`` always 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -24,26 +23,13 @@ from .config import AgentConfig
 from .contexts import AgentError, Context, Registry, validate_envs
 from .languages import FirstRequest, start_prestart
 from .runs import RunRequest
-from .streaming import NDJSONFollow
+from .web import NDJSONFollow, json_body
 
 log = logging.getLogger("nullspace.agent")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
-    return data
 
 
 def _registry(request: Request) -> Registry:
@@ -62,7 +48,7 @@ async def health(request: Request) -> Response:
 
 
 async def create_context(request: Request) -> Response:
-    body = await _body(request)
+    body = await json_body(request)
     ctx = await _registry(request).create(body.get("language"), body.get("cwd"))
     return JSONResponse(ctx.info(), status_code=201)
 
@@ -103,7 +89,7 @@ def _run_request(body: dict[str, Any]) -> RunRequest:
 
 async def execute(request: Request) -> Response:
     reg = _registry(request)
-    body = await _body(request)
+    body = await json_body(request)
     run_request = _run_request(body)
     language, context_id = body.get("language"), body.get("context_id")
     if language is not None and context_id is not None:

@@ -7,9 +7,7 @@ re-attaches (replay from the start, then live; leaving does not kill).
 
 from __future__ import annotations
 
-import json
 import signal
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,7 +15,7 @@ from starlette.routing import Route
 
 from .contexts import AgentError
 from .processes import SIGNALS, Commands, data_field
-from .streaming import NDJSONFollow
+from .web import NDJSONFollow, json_body
 
 # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -30,20 +28,9 @@ def _registry(request: Request) -> Commands:
     return commands
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
-    return data
-
-
 async def start_command(request: Request) -> Response:
     registry = _registry(request)
-    cmd = registry.start(await _json(request))
+    cmd = registry.start(await json_body(request))
     if cmd.background:
         return JSONResponse(cmd.info(), status_code=201)
     keepalive = registry.config.keepalive_interval
@@ -70,7 +57,7 @@ async def command_events(request: Request) -> Response:
 
 async def command_stdin(request: Request) -> Response:
     cmd = _registry(request).get(request.path_params["command_id"])
-    body = await _json(request)
+    body = await json_body(request)
     data = data_field(body, "data", "data_base64")
     if not cmd.running:
         raise AgentError(409, "conflict", f"{cmd.id} has already ended")
@@ -83,7 +70,7 @@ async def command_stdin(request: Request) -> Response:
 
 async def kill_command(request: Request) -> Response:
     cmd = _registry(request).get(request.path_params["command_id"])
-    body = await _json(request)
+    body = await json_body(request)
     name = body.get("signal") or "SIGKILL"
     if name not in SIGNALS:
         raise AgentError(400, "invalid_argument", f"signal must be one of {', '.join(sorted(SIGNALS))}")

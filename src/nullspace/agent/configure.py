@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from .contexts import AgentError, Registry, validate_envs
 from .runs import silent
+from .web import json_body
 
 
 async def apply_envs(registry: Registry, envs: dict[str, str]) -> None:
@@ -34,9 +35,9 @@ async def apply_envs(registry: Registry, envs: dict[str, str]) -> None:
 
 
 async def configure(request: Request) -> Response:
-    from .app import _body, _registry
+    from .app import _registry
 
-    body = await _body(request)
+    body = await json_body(request)
     await apply_envs(_registry(request), validate_envs(body.get("envs")))
     return JSONResponse({"status": "ok"})
 

@@ -20,7 +20,6 @@ import errno
 import functools
 import grp
 import hashlib
-import json
 import os
 import pwd
 import secrets
@@ -35,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .contexts import AgentError
+from .web import json_body
 
 MAX_PATH = 4096
 MAX_LINKS = 40
@@ -417,17 +417,6 @@ def _workdir(request: Request) -> str:
     return request.app.state.registry.config.workdir
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
-    return data
-
-
 async def read_file(request: Request) -> Response:
     path = resolve(request.query_params.get("path"), _workdir(request))
     fd, size = open_regular(path)
@@ -473,7 +462,7 @@ async def remove_file(request: Request) -> Response:
 
 
 async def rename_file(request: Request) -> Response:
-    body = await _json(request)
+    body = await json_body(request)
     workdir = _workdir(request)
     source = resolve(body.get("source"), workdir, follow_last=False)
     destination = resolve(body.get("destination"), workdir, follow_last=False)
@@ -494,7 +483,7 @@ async def rename_file(request: Request) -> Response:
 
 
 async def make_dir(request: Request) -> Response:
-    body = await _json(request)
+    body = await json_body(request)
     workdir = _workdir(request)
     path = resolve(body.get("path"), workdir)
     try:

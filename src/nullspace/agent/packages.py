@@ -44,6 +44,7 @@ from . import wheels
 from .config import DEFAULT_TEMPLATE_JSON
 from .contexts import AgentError, Registry
 from .runs import silent
+from .web import json_body
 
 log = logging.getLogger("nullspace.agent")
 
@@ -77,9 +78,9 @@ def _config(template_json: str = DEFAULT_TEMPLATE_JSON) -> dict[str, Any]:
 
 
 async def install(request: Request) -> Response:
-    from .app import _body, _registry
+    from .app import _registry
 
-    body = await _body(request)
+    body = await json_body(request)
     language = body.get("language") or "python"
     packages = body.get("packages")
     if not isinstance(packages, list) or not all(

@@ -1,18 +1,37 @@
-"""An NDJSON response that notices a client going away (runs and commands both stream this way)."""
+"""HTTP pieces every agent route shares: JSON request bodies and NDJSON responses that notice a
+client going away (runs and commands both stream this way)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import messages
+from .contexts import AgentError
 from .messages import Event
 
 NDJSON = "application/x-ndjson"
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); 400 when it is not a JSON object."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise AgentError(400, "invalid_argument", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentError(400, "invalid_argument", "the body must be a JSON object")
+    return data
 
 
 class NDJSONFollow(Response):
