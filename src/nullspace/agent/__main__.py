@@ -2,6 +2,9 @@
 
 The trusted server creates the listening unix socket and hands it in as an inherited fd, so the
 sandbox can neither replace nor fill the place where the socket lives.
+
+Start-up order matters for a cold sandbox: the boot kernel is launched first, with the stdlib
+only (kernel_process.py); jupyter_client, starlette and uvicorn are imported while it starts.
 """
 
 from __future__ import annotations
@@ -12,10 +15,7 @@ import logging
 import os
 import sys
 
-import uvicorn
-
-from . import languages
-from .app import create_app
+from . import kernel_startup, languages
 from .config import (
     DEFAULT_RUNTIME_DIR,
     DEFAULT_TEMPLATE_JSON,
@@ -24,7 +24,7 @@ from .config import (
     ConfigError,
     load_template,
 )
-from .contexts import Registry
+from .kernel_process import Prelaunched, connection_file, prelaunch
 
 log = logging.getLogger("nullspace.agent")
 
@@ -82,6 +82,23 @@ def set_not_dumpable() -> None:
         pass
 
 
+def prelaunch_boot_kernel(config: AgentConfig) -> Prelaunched | None:
+    """Start the boot language's kernel now; the registry's first context adopts it."""
+    language = config.boot_language
+    try:
+        return prelaunch(
+            config.kernels[language],
+            connection_file=connection_file(config.runtime_dir, 1),
+            cwd=config.workdir,
+            extra_arguments=kernel_startup.ipython_arguments() if language == "python" else [],
+            oom_score_adj=config.oom_score_adj,
+            kernel_output=config.kernel_output,
+        )
+    except OSError as exc:  # it starts the usual way, later
+        log.warning("could not prelaunch the %s kernel: %s", language, exc)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -95,7 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
-    app = create_app(Registry(config))
+    prelaunched = prelaunch_boot_kernel(config)
+
+    import uvicorn
+
+    from .app import create_app
+    from .contexts import Registry
+
+    app = create_app(Registry(config, prelaunched))
     uv = uvicorn.Config(
         app,
         fd=args.fd,

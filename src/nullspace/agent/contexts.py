@@ -18,6 +18,7 @@ from typing import Any
 
 from . import artifacts, kernel_startup, messages
 from .config import AgentConfig, normalize_language
+from .kernel_process import Prelaunched, connection_file
 from .kernels import Kernel, KernelStartError
 from .languages import iopub_settle
 from .runs import Outcome, Run, RunRequest, drive, silent
@@ -281,8 +282,9 @@ class Context:
 class Registry:
     """All contexts of this sandbox, in creation order, plus one default context per language."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, prelaunched: Prelaunched | None = None) -> None:
         self.config = config
+        self._prelaunched = prelaunched  # the boot kernel, already starting (__main__)
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, Context] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
@@ -324,17 +326,24 @@ class Registry:
         kernel = Kernel(
             kernel_name,
             cwd=cwd,
-            connection_file=os.path.join(self.config.runtime_dir, f"k{seq}.json"),
+            connection_file=connection_file(self.config.runtime_dir, seq),
             startup_timeout=self.config.startup_timeout,
             oom_score_adj=self.config.oom_score_adj,
             kernel_output=self.config.kernel_output,
             # IPython kernels load our display hooks (charts, tables): kernel_startup/
             extra_arguments=kernel_startup.ipython_arguments() if language == "python" else None,
+            prelaunched=self._take_prelaunched(language, default),
         )
         ctx = Context(str(uuid.uuid4()), language, cwd, kernel, self.config, default=default)
         self.contexts[ctx.id] = ctx
         ctx.start_task = asyncio.create_task(self._start(ctx), name=f"start-{ctx.id}")
         return ctx
+
+    def _take_prelaunched(self, language: str, default: bool) -> Prelaunched | None:
+        if default and language == self.config.boot_language:
+            prelaunched, self._prelaunched = self._prelaunched, None
+            return prelaunched
+        return None
 
     async def _start(self, ctx: Context) -> None:
         try:

@@ -11,82 +11,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import os
+import queue
 import subprocess
 from typing import Any
 
+import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
 from . import languages
+from .kernel_process import Prelaunched, kernel_argv, kernel_env, make_preexec
 
 log = logging.getLogger("nullspace.agent")
 
-PR_SET_PDEATHSIG = 1
 Routed = tuple[str, "dict[str, Any] | None"]  # (channel, message); ("wake", None) pokes a waiter
 
 
-def _libc_prctl() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _libc_prctl()  # resolved in the parent: the forked child must not load libraries
-
-
-def _own_oom_score_adj() -> int:
-    try:
-        with open("/proc/self/oom_score_adj", encoding="ascii") as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return 0
-
-
-def make_preexec(oom_score_adj: int) -> Any:
-    """A Popen ``preexec_fn`` for kernels: raise ``oom_score_adj`` (the OOM killer then prefers
-    kernels over the agent; raising is unprivileged) and die with the agent (PDEATHSIG)."""
-    target = str(max(oom_score_adj, _own_oom_score_adj())).encode("ascii")
-    prctl = _PRCTL
-
-    def preexec() -> None:  # runs in the child between fork and exec: keep it to raw syscalls
-        try:
-            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-            try:
-                os.write(fd, target)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL
-
-    return preexec
-
-
-def kernel_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The kernel's environment: the agent's own, minus what only concerns the agent.
-
-    ``JPY_PARENT_PID`` would make ipykernel's parent poller exit inside a PID namespace; the
-    agent's library dir is dropped from ``PYTHONPATH`` so user code does not see the agent.
-    """
-    env = dict(os.environ if base is None else base)
-    env.pop("JPY_PARENT_PID", None)
-    lib_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if env.get("PYTHONPATH"):
-        parts = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p != lib_dir]
-        if parts:
-            env["PYTHONPATH"] = os.pathsep.join(parts)
-        else:
-            del env["PYTHONPATH"]
-    return env
+RECONNECT_MS = 10
+"""zmq's reconnect interval for the client's sockets (default 100 ms): they usually connect
+before the kernel has bound its sockets, and each retry was up to 100 ms of start-up."""
 
 
 class KernelStartError(Exception):
     """The kernel could not be started (bad kernelspec, crash at startup, no answer)."""
+
+
+class AdoptingKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose first launch adopts a process that `kernel_process.prelaunch`
+    started (same argv, env and connection file) instead of starting one; restarts launch anew."""
+
+    adopt: Prelaunched | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        prelaunched, self.adopt = self.adopt, None
+        if prelaunched is None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            return
+        provisioner = self.provisioner
+        assert provisioner is not None
+        provisioner.process = prelaunched.process  # type: ignore[attr-defined]
+        provisioner.pid = provisioner.pgid = prelaunched.process.pid  # type: ignore[attr-defined]
+        provisioner.cwd = kw.get("cwd")  # type: ignore[attr-defined]
+        self._reconcile_connection_info(provisioner.connection_info)  # type: ignore[attr-defined]
 
 
 class Kernel:
@@ -104,6 +71,7 @@ class Kernel:
         oom_score_adj: int = 500,
         kernel_output: str = "null",
         extra_arguments: list[str] | None = None,
+        prelaunched: Prelaunched | None = None,
     ) -> None:
         self.kernel_name = kernel_name
         self.extra_arguments = list(extra_arguments or [])  # appended to the kernelspec argv
@@ -113,6 +81,7 @@ class Kernel:
         self.startup_timeout = startup_timeout
         self.oom_score_adj = oom_score_adj
         self.kernel_output = kernel_output
+        self.prelaunched = prelaunched  # adopted by the first start (same kernel and cwd)
         self.km: AsyncKernelManager | None = None
         self.kc: AsyncKernelClient | None = None
         self._readers: list[asyncio.Task[None]] = []
@@ -121,13 +90,14 @@ class Kernel:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        km = AsyncKernelManager(
+        km = AdoptingKernelManager(
             kernel_name=self.kernel_name,
             transport="ipc",
             connection_file=self.connection_file,
         )
         self.km = km
         languages.apply_transport(km)  # Deno and JJava speak TCP only
+        self._adopt(km)
         launch: dict[str, Any] = {
             "cwd": self.cwd,
             "env": self.env,
@@ -140,10 +110,33 @@ class Kernel:
             launch["stdout"] = subprocess.DEVNULL
             launch["stderr"] = subprocess.DEVNULL
         try:
+            with contextlib.suppress(Exception):  # no such kernelspec: start_kernel says so
+                km.kernel_spec.argv = kernel_argv(km.kernel_spec.argv)
             await km.start_kernel(**launch)
         except Exception as exc:
             raise KernelStartError(f"cannot start kernel {self.kernel_name!r}: {exc}") from exc
         await self._connect()
+
+    def _adopt(self, km: AdoptingKernelManager) -> None:
+        """Hand the prelaunched process to `km` if it is this kernelspec's; else stop it."""
+        prelaunched, self.prelaunched = self.prelaunched, None
+        if prelaunched is None:
+            return
+        try:
+            same = (
+                prelaunched.connection_file == self.connection_file
+                and km.kernel_spec.resource_dir == prelaunched.resource_dir
+                and km.transport == "ipc"
+            )
+        except Exception:
+            same = False
+        if not same:
+            log.warning("not adopting the prelaunched %s kernel: its kernelspec differs", self.kernel_name)
+            prelaunched.process.kill()
+            return
+        km.load_connection_file(self.connection_file)
+        km._connection_file_written = True  # the kernel may be reading it: never rewrite it
+        km.adopt = prelaunched
 
     async def restart(self) -> None:
         """Kill the kernel process (dead or alive) and start a new one with the same launch
@@ -167,19 +160,34 @@ class Kernel:
     async def _connect(self) -> None:
         assert self.km is not None
         kc = self.km.client()
+        kc.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)  # defaults for its new sockets
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self.kc = kc
         try:
-            await kc.wait_for_ready(timeout=self.startup_timeout)
+            await asyncio.wait_for(self._wait_ready(kc), self.startup_timeout)
         except Exception as exc:
             text = "did not answer"
             if not await self.km.is_alive():
                 text = f"exited with code {self.returncode()}"
-            raise KernelStartError(f"kernel {self.kernel_name!r} {text}: {exc}") from exc
+            raise KernelStartError(f"kernel {self.kernel_name!r} {text}: {exc!r}") from exc
         self._readers = [
             asyncio.create_task(self._read("shell", kc.shell_channel), name="kernel-shell"),
             asyncio.create_task(self._read("iopub", kc.iopub_channel), name="kernel-iopub"),
         ]
+
+    async def _wait_ready(self, kc: AsyncKernelClient) -> None:
+        """Send kernel_info until it is answered on shell and iopub delivers too (the SUB socket
+        is subscribed, so no output of a first run is lost). jupyter_client's wait_for_ready does
+        the same with 1 s and 0.2 s waits, which cost ~200 ms of every start (measured)."""
+        assert self.km is not None
+        while True:
+            kc.kernel_info()
+            if await _receive(kc.shell_channel, 0.5, "kernel_info_reply") and await _receive(
+                kc.iopub_channel, 0.05
+            ):
+                return
+            if not await self.km.is_alive():
+                raise KernelStartError("the kernel process exited")
 
     async def _disconnect(self) -> None:
         for task in self._readers:
@@ -265,3 +273,17 @@ class Kernel:
 
     def release(self, msg_id: str) -> None:
         self._routes.pop(msg_id, None)
+
+
+async def _receive(channel: Any, timeout: float, msg_type: str | None = None) -> bool:
+    """Whether `channel` delivers a message (of `msg_type`, if given) within `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        try:
+            msg = await channel.get_msg(timeout=left)
+        except queue.Empty:
+            return False
+        if msg_type is None or msg.get("msg_type") == msg_type:
+            return True
+    return False

@@ -36,7 +36,7 @@ from typing import Any
 from . import messages
 from .config import AgentConfig
 from .contexts import AgentError, validate_envs
-from .kernels import kernel_env, make_preexec
+from .kernel_process import kernel_env, make_preexec
 
 log = logging.getLogger("nullspace.agent")
 
