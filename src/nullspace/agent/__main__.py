@@ -15,14 +15,17 @@ import logging
 import os
 import sys
 
-from . import kernel_startup, languages
+from . import kernel_startup
 from .config import (
     DEFAULT_RUNTIME_DIR,
     DEFAULT_TEMPLATE_JSON,
     MAX_RUNTIME_DIR,
     AgentConfig,
     ConfigError,
+    load_prestart,
     load_template,
+    prestart_override,
+    resolve_prestart,
 )
 from .kernel_process import Prelaunched, connection_file, prelaunch
 
@@ -48,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> AgentConfig:
     kernels, workdir = load_template(args.template_json)
     boot_language = "python" if "python" in kernels else next(iter(kernels))
-    prestart = languages.resolve_prestart(
-        languages.load_prestart(args.template_json), kernels, boot_language, languages.prestart_override()
+    prestart = resolve_prestart(
+        load_prestart(args.template_json), kernels, boot_language, prestart_override()
     )
     runtime_dir = os.path.abspath(args.runtime_dir)
     if len(runtime_dir) > MAX_RUNTIME_DIR:

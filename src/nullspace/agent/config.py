@@ -1,15 +1,18 @@
-"""Agent settings: the template's kernels and workdir, language names, tunables."""
+"""Agent settings: the template's kernels, workdir and prestart list, language names, tunables.
+
+Stdlib only and cheap to import: ``__main__`` reads it before it launches the boot kernel."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_TEMPLATE_JSON = "/opt/nullspace/template.json"
 DEFAULT_RUNTIME_DIR = "/run/nullspace"
 DEFAULT_KERNELS = {"python": "python3"}
+PRESTART_ENV = "NULLSPACE_PRESTART"
 
 # The same aliases as nullspace._protocol.languages (which the agent cannot import).
 ALIASES = {"js": "javascript", "ts": "typescript", "py": "python", "sh": "bash"}
@@ -86,3 +89,45 @@ def load_template(path: str) -> tuple[dict[str, str], str | None]:
     if workdir is not None and not isinstance(workdir, str):
         raise ConfigError(f"{path}: 'workdir' must be a string")
     return {normalize_language(k): v for k, v in kernels.items()}, workdir
+
+
+def load_prestart(template_json: str) -> list[str] | None:
+    """template.json ``prestart`` (None: the file or key is missing or unusable)."""
+    try:
+        with open(template_json, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    value = data.get("prestart") if isinstance(data, dict) else None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return [normalize_language(v) for v in value]
+
+
+def resolve_prestart(
+    template: Iterable[str] | None,
+    kernels: Mapping[str, str],
+    boot_language: str,
+    override: str | None = None,
+) -> tuple[str, ...]:
+    """The languages to prestart: the override (``NULLSPACE_PRESTART``) if set, else the
+    template's list; only languages the template has, never the boot language, no repeats."""
+    if override is not None:
+        text = override.strip().lower()
+        if text in ("", "none", "0", "false", "no"):
+            wanted: Iterable[str] = ()
+        elif text == "all":
+            wanted = list(kernels)
+        else:
+            wanted = [normalize_language(part) for part in text.split(",") if part.strip()]
+    else:
+        wanted = template or ()
+    chosen: list[str] = []
+    for language in wanted:
+        if language in kernels and language != boot_language and language not in chosen:
+            chosen.append(language)
+    return tuple(chosen)
+
+
+def prestart_override() -> str | None:
+    return os.environ.get(PRESTART_ENV)

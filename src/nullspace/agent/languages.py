@@ -18,22 +18,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .config import normalize_language
+from .config import prestart_override, resolve_prestart
 
 if TYPE_CHECKING:
     from .contexts import Registry
 
 log = logging.getLogger("nullspace.agent")
 
-PRESTART_ENV = "NULLSPACE_PRESTART"
 MEMORY_ENV = "NULLSPACE_MEMORY_MB"
 """The sandbox's memory limit, when the server passes it: prestart then keeps within a third."""
 
@@ -51,44 +49,6 @@ def apply_transport(km: Any) -> None:
     if isinstance(options, dict) and options.get("transport") == "tcp":
         km.transport = "tcp"
         km.ip = "127.0.0.1"
-
-
-def load_prestart(template_json: str) -> list[str] | None:
-    """template.json ``prestart`` (None: the file or key is missing or unusable)."""
-    try:
-        with open(template_json, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    value = data.get("prestart") if isinstance(data, dict) else None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return None
-    return [normalize_language(v) for v in value]
-
-
-def resolve_prestart(
-    template: Iterable[str] | None,
-    kernels: Mapping[str, str],
-    boot_language: str,
-    override: str | None = None,
-) -> tuple[str, ...]:
-    """The languages to prestart: the override (``NULLSPACE_PRESTART``) if set, else the
-    template's list; only languages the template has, never the boot language, no repeats."""
-    if override is not None:
-        text = override.strip().lower()
-        if text in ("", "none", "0", "false", "no"):
-            wanted: Iterable[str] = ()
-        elif text == "all":
-            wanted = list(kernels)
-        else:
-            wanted = [normalize_language(part) for part in text.split(",") if part.strip()]
-    else:
-        wanted = template or ()
-    chosen: list[str] = []
-    for language in wanted:
-        if language in kernels and language != boot_language and language not in chosen:
-            chosen.append(language)
-    return tuple(chosen)
 
 
 def within_budget(languages: Iterable[str], memory_mb: str | None) -> list[str]:
@@ -182,10 +142,6 @@ def start_prestart(registry: Registry) -> asyncio.Task[None] | None:
     return asyncio.create_task(
         prestart(registry, languages, getattr(config, "prestart_delay", 1.0)), name="prestart"
     )
-
-
-def prestart_override() -> str | None:
-    return os.environ.get(PRESTART_ENV)
 
 
 # -- error names ------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import compileall
 import hashlib
 import logging
 import os
+import py_compile
 import shutil
 import socket
 import subprocess
@@ -22,7 +24,7 @@ from pathlib import Path
 from . import mounts
 from .bwrap import build_argv
 from .cgroups import Cgroup, CgroupDriver, Limits
-from .policy import SandboxPolicy
+from .policy import AGENT_LIB, SandboxPolicy
 from .reaper import Reaper
 
 log = logging.getLogger(__name__)
@@ -238,7 +240,10 @@ async def _drain(fd: int, sink: collections.deque[bytes]) -> None:
 def _install_agent(package: Path, target_root: Path) -> Path:
     """Copy the agent package to a root-owned, world-readable place bwrap can bind from.
 
-    The source may live under /root (mode 0700), which the sandbox's host uid cannot read.
+    The source may live under /root (mode 0700), which the sandbox's host uid cannot read. It is
+    byte-compiled here (unchecked-hash pycs: the directory is named by the sources' digest), since
+    the sandbox cannot write ``__pycache__`` into its read-only bind: that saves ~17 ms of CPU per
+    sandbox start when the template's Python has this one's bytecode version, and nothing else.
     """
     digest = hashlib.sha256()
     files = sorted(p for p in package.rglob("*.py"))
@@ -252,6 +257,12 @@ def _install_agent(package: Path, target_root: Path) -> Path:
             dest = staging / "nullspace_agent" / path.relative_to(package)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
+        compileall.compile_dir(
+            staging / "nullspace_agent",
+            ddir=f"{AGENT_LIB}/nullspace_agent",  # the path tracebacks show: where the sandbox sees it
+            quiet=2,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
         for path in [staging, *staging.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         staging.rename(target.parent)

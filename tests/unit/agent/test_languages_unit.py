@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nullspace.agent import languages
+from nullspace.agent import config, languages
 from nullspace.agent.messages import error_event
 from nullspace.agent.snippets import ENV_SNIPPETS
 
@@ -28,16 +28,16 @@ KERNELS = {"python": "python3", "r": "ir", "javascript": "deno", "typescript": "
     ],
 )
 def test_resolve_prestart(template, override, expected) -> None:  # noqa: ANN001
-    assert languages.resolve_prestart(template, KERNELS, "python", override) == expected
+    assert config.resolve_prestart(template, KERNELS, "python", override) == expected
 
 
 def test_load_prestart(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "template.json"
-    assert languages.load_prestart(str(path)) is None
+    assert config.load_prestart(str(path)) is None
     path.write_text(json.dumps({"prestart": ["R", "js"]}))
-    assert languages.load_prestart(str(path)) == ["r", "javascript"]
+    assert config.load_prestart(str(path)) == ["r", "javascript"]
     path.write_text(json.dumps({"prestart": "r"}))
-    assert languages.load_prestart(str(path)) is None
+    assert config.load_prestart(str(path)) is None
 
 
 def test_jjava_errors_are_tidied() -> None:
