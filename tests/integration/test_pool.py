@@ -64,3 +64,31 @@ def test_exhausted_pool_still_serves_creates(server) -> None:  # noqa: ANN001
     finally:
         for sb in sandboxes:
             sb.kill()
+
+
+PRELOADED = "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]"
+
+
+def test_pooled_sandbox_comes_with_the_templates_preload_and_no_trace_of_it(server) -> None:  # noqa: ANN001
+    _wait_full(server)
+    with Sandbox.create(timeout=60) as sb:
+        assert sb.run_code(PRELOADED).text == "[True, True, True]"
+        names = sb.run_code("[n for n in dir() if 'preload' in n or n in ('numpy', 'pandas', 'importlib')]")
+        assert names.text == "[]"
+        env = "import os\nos.environ.get('NULLSPACE_PRELOAD')"
+        assert sb.run_code(env).text == "None"
+        assert sb.commands.run("env").stdout.count("NULLSPACE_PRELOAD") == 0
+        plot = sb.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()")
+        assert plot.results[0].png and plot.results[0].chart is not None
+
+
+def test_cold_sandbox_does_not_wait_for_the_preload(server) -> None:  # noqa: ANN001
+    # Take the whole pool (and one more): the last create starts cold.
+    target = _wait_full(server)["target"]
+    sandboxes = [Sandbox.create(timeout=60) for _ in range(target + 1)]
+    try:
+        cold = sandboxes[-1]
+        assert cold.run_code(PRELOADED).text == "[False, False, False]"
+    finally:
+        for sb in sandboxes:
+            sb.kill()

@@ -20,10 +20,12 @@ from .config import (
     DEFAULT_RUNTIME_DIR,
     DEFAULT_TEMPLATE_JSON,
     MAX_RUNTIME_DIR,
+    PRELOAD_ENV,
     AgentConfig,
     ConfigError,
     load_prestart,
     load_template,
+    preload_modules,
     prestart_override,
     resolve_prestart,
 )
@@ -73,6 +75,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         kernel_output=args.kernel_output,
         boot_language=boot_language,
         prestart=prestart,
+        preload=preload_modules(os.environ.get(PRELOAD_ENV)) if boot_language == "python" else (),
     )
 
 

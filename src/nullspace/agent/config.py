@@ -13,6 +13,10 @@ DEFAULT_TEMPLATE_JSON = "/opt/nullspace/template.json"
 DEFAULT_RUNTIME_DIR = "/run/nullspace"
 DEFAULT_KERNELS = {"python": "python3"}
 PRESTART_ENV = "NULLSPACE_PRESTART"
+PRELOAD_ENV = "NULLSPACE_PRELOAD"
+"""Set by the server for warm-pool sandboxes only: Python modules to import before "ready"."""
+AGENT_ONLY_ENV = (PRELOAD_ENV,)
+"""Variables for the agent alone: kernels and commands do not get them."""
 
 # The same aliases as nullspace._protocol.languages (which the agent cannot import).
 ALIASES = {"js": "javascript", "ts": "typescript", "py": "python", "sh": "bash"}
@@ -53,6 +57,8 @@ class AgentConfig:
     """Languages whose default context starts in the background after boot (languages.py)."""
     prestart_delay: float = 1.0
     """Seconds the sandbox must be idle before each prestart."""
+    preload: tuple[str, ...] = ()
+    """Python modules the boot kernel imports before the agent reports ready (``PRELOAD_ENV``)."""
 
     def kernel_for(self, language: str) -> str | None:
         """The kernelspec name for a normalized language (typescript falls back to javascript)."""
@@ -131,3 +137,9 @@ def resolve_prestart(
 
 def prestart_override() -> str | None:
     return os.environ.get(PRESTART_ENV)
+
+
+def preload_modules(value: str | None) -> tuple[str, ...]:
+    """``numpy,pandas`` → the module names (the server validated them against the spec)."""
+    names = (part.strip() for part in (value or "").split(","))
+    return tuple(m for m in names if m and all(p.isidentifier() for p in m.split(".")))

@@ -279,6 +279,21 @@ class Context:
         return snippets.restore(previous)
 
 
+PRELOAD_CODE = """\
+def __nullspace_preload(modules):
+    import importlib
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+try:
+    __nullspace_preload({modules!r})
+finally:
+    del __nullspace_preload
+"""
+
+
 class Registry:
     """All contexts of this sandbox, in creation order, plus one default context per language."""
 
@@ -414,12 +429,23 @@ class Registry:
 
     async def _boot_default(self) -> None:
         try:
-            await self.default_context(self.config.boot_language)
+            ctx = await self.default_context(self.config.boot_language)
+            if self.config.preload:
+                await self._preload(ctx)
         except Exception as exc:
             self.boot_error = getattr(exc, "message", None) or str(exc)
             log.error("default %s context failed to start: %s", self.config.boot_language, exc)
         else:
             self.ready = True
+
+    async def _preload(self, ctx: Context) -> None:
+        """Import the warm pool's modules into the boot kernel, binding no names; a module that
+        fails to import is skipped (the user's own import then reports it)."""
+        code = PRELOAD_CODE.format(modules=list(self.config.preload))
+        async with ctx.run_lock:
+            reply = await silent(ctx.kernel, code, timeout=self.config.startup_timeout)
+        if reply is None or reply.get("status") != "ok":
+            log.warning("preloading %s did not finish: %s", self.config.preload, reply)
 
     async def close(self) -> None:
         if self._boot is not None and not self._boot.done():

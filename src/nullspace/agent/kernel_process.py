@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .config import AGENT_ONLY_ENV
+
 PR_SET_PDEATHSIG = 1
 
 PYTHON_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_startup", "launch.py")
@@ -72,7 +74,8 @@ def kernel_env(base: dict[str, str] | None = None) -> dict[str, str]:
     agent's library dir is dropped from ``PYTHONPATH`` so user code does not see the agent.
     """
     env = dict(os.environ if base is None else base)
-    env.pop("JPY_PARENT_PID", None)
+    for key in ("JPY_PARENT_PID", *AGENT_ONLY_ENV):
+        env.pop(key, None)
     lib_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if env.get("PYTHONPATH"):
         parts = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p != lib_dir]

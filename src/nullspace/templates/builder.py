@@ -220,6 +220,7 @@ def _merge_parent(spec: TemplateSpec, parent: TemplateSpec) -> TemplateSpec:
         env=MappingProxyType({**parent.env, **spec.env}),
         kernels=MappingProxyType({**parent.kernels, **spec.kernels}),
         start=spec.start if spec.start is not None else parent.start,
+        preload=spec.preload if spec.preload is not None else parent.preload,
     )
 
 

@@ -112,3 +112,18 @@ async def test_a_prelaunched_kernel_of_another_file_is_stopped(tmp_path: Path, m
         assert early.process.wait(timeout=10) != 0
     finally:
         await kernel.shutdown()
+
+
+def test_agent_only_variables_never_reach_kernels_or_commands() -> None:
+    env = kernel_process.kernel_env({"NULLSPACE_PRELOAD": "numpy", "JPY_PARENT_PID": "1", "KEEP": "1"})
+    assert env == {"KEEP": "1"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, ()), ("", ()), ("numpy, matplotlib.pyplot", ("numpy", "matplotlib.pyplot")), ("a;b,c..d,ok", ("ok",))],
+)
+def test_preload_modules(value: str | None, expected: tuple[str, ...]) -> None:
+    from nullspace.agent.config import preload_modules
+
+    assert preload_modules(value) == expected

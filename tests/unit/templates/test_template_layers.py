@@ -233,3 +233,13 @@ def test_delete_removes_the_lock_file_and_a_stale_lock_is_not_trusted(tmp_path: 
         assert not _store._same_file(stale.fileno(), lock)
     with _store.name_lock(tmp_path, "gone"):
         assert lock.exists()
+
+
+def test_a_derived_template_inherits_the_parents_preload_unless_it_sets_its_own() -> None:
+    from nullspace.templates.spec import parse_spec
+
+    parent_spec = parse_spec({"name": "base-t", "preload": ["numpy"]})
+    child = parse_spec({"name": "child", "base": "template:base-t"})
+    assert builder._merge_parent(child, parent_spec).preload == ("numpy",)
+    opted_out = parse_spec({"name": "child", "base": "template:base-t", "preload": []})
+    assert builder._merge_parent(opted_out, parent_spec).preload == ()

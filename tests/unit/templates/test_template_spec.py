@@ -44,6 +44,20 @@ def test_builtin_code_interpreter() -> None:
     assert spec.user == "user" and spec.workdir == "/home/user" and spec.home == "/home/user"
 
 
+def test_preload_round_trips_and_only_a_set_one_changes_the_digest() -> None:
+    bare = parse_spec({"name": "p"})
+    assert bare.preload is None and "preload" not in bare.to_dict()
+    spec = parse_spec({"name": "p", "preload": ["numpy", "matplotlib.pyplot"]})
+    assert spec.preload == ("numpy", "matplotlib.pyplot")
+    assert parse_spec(spec.to_dict()) == spec
+    assert spec.digest != bare.digest
+    assert parse_spec({"name": "p", "preload": []}).preload == ()  # explicitly none
+
+
+def test_builtin_code_interpreter_preloads_the_data_stack() -> None:
+    assert builtin_spec("code-interpreter").preload == ("numpy", "pandas", "matplotlib.pyplot")
+
+
 def test_minimal_spec_defaults_and_name_from_stem(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, "", name="tiny.toml"))
     assert spec == TemplateSpec(name="tiny")
@@ -128,6 +142,9 @@ BAD_SPECS = [
     ('[kernels]\npython = "python3"\npy = "other"\n', "listed twice", 3),
     ('name = "x"\npip = [\n  "a",,\n]\n', "invalid TOML", 3),
     ('name = "x"\nname = "y"\n', "invalid TOML", 2),
+    ('name = "x"\npreload = "numpy"\n', "'preload' must be a list", 2),
+    ('name = "x"\npreload = ["numpy; import os"]\n', "'preload' must be a list", 2),
+    ('name = "x"\npreload = ["matplotlib..pyplot"]\n', "'preload' must be a list", 2),
 ]
 
 
