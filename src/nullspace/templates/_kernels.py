@@ -58,10 +58,12 @@ TCP_ONLY = {"nullspace": {"transport": "tcp"}}
 """Kernelspec metadata for kernels without IPC (unix socket) support, Deno and JJava (JeroMQ):
 the agent connects to them over TCP on the sandbox's own loopback (agent/languages.py)."""
 
-PRESTART: tuple[str, ...] = ("bash", "javascript", "r")
-"""Languages whose kernels are cheap enough (small, few threads, < 1.5 s) to start ahead of
-need; written to template.json ``prestart`` in this order. Java (a JVM: ~150 MB, dozens of
-threads) starts on first use."""
+PRESTART: tuple[str, ...] = ("bash",)
+"""Languages whose kernels are cheap enough to start ahead of need in every sandbox that is used;
+written to template.json ``prestart``. Only Bash (~15 MiB idle): prestarting JavaScript and R
+too held ~260 MiB more in *every* used sandbox (325 instead of ~80 MiB, bench/density.py), for a
+~0.6 s / ~1.1 s first run that most sandboxes never make. They, TypeScript and Java start on
+first use; a sandbox opts in with ``envs={"NULLSPACE_PRESTART": "r,javascript"}``."""
 
 
 def _write_spec(rootfs: Path, kernelspec: str, data: dict) -> None:

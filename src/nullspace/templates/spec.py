@@ -55,7 +55,7 @@ __all__ = [
     "parse_spec",
 ]
 
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 """Part of every digest: bump it when the builder's output changes for the same spec."""
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
