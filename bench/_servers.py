@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 
-DEFAULT_TEMPLATES = Path("/var/lib/nullspace/templates")
+from nullspace.templates import share_builds
+
+DEFAULT_HOME = Path("/var/lib/nullspace")
 
 
 @contextmanager
@@ -26,7 +28,7 @@ def nullspace_server(pool: int) -> Iterator[Path]:
     """Start `nullspace serve` with a warm pool of `pool`; yields its data dir (env points the SDK at it)."""
     data_dir = Path(tempfile.mkdtemp(prefix="nsbench-", dir="/var/tmp"))
     os.chmod(data_dir, 0o711)
-    (data_dir / "templates").symlink_to(DEFAULT_TEMPLATES)
+    share_builds(DEFAULT_HOME, data_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir), "--pool", f"code-interpreter={pool}"],
         stdout=open(data_dir / "server.log", "wb"), stderr=subprocess.STDOUT,

@@ -7,7 +7,6 @@ on TCP 127.0.0.1 with an API key, so both ways in are tested.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nullspace.templates import builtin_spec
+from nullspace.templates import share_builds
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = Path("/var/lib/nullspace")
@@ -60,25 +59,9 @@ class ServerHandle:
 
 
 def new_data_dir() -> Path:
-    """A fresh data dir sharing the built templates, with code-interpreter pinned to the build of
-    this checkout's spec: another checkout's server on this host may move the shared `current`."""
     data_dir = Path(tempfile.mkdtemp(prefix="nstest-", dir="/var/tmp"))
     os.chmod(data_dir, 0o711)
-    shared = DEFAULT_HOME / "templates"
-    templates = data_dir / "templates"
-    templates.mkdir(mode=0o755)
-    for entry in shared.iterdir():
-        if entry.name != "code-interpreter":
-            (templates / entry.name).symlink_to(entry)
-    pinned = templates / "code-interpreter"
-    pinned.mkdir(mode=0o755)
-    for entry in (shared / "code-interpreter").iterdir():
-        if entry.name != "current":
-            (pinned / entry.name).symlink_to(entry)
-    digest = builtin_spec("code-interpreter").digest
-    if not (shared / "code-interpreter" / digest).is_dir():
-        digest = json.loads((shared / "code-interpreter" / "current").read_text())["digest"]
-    (pinned / "current").write_text(json.dumps({"digest": digest}))
+    share_builds(DEFAULT_HOME, data_dir)
     return data_dir
 
 

@@ -18,6 +18,7 @@ from nullspace.templates.cache import (
     ensure_template,
     find_template,
     list_templates,
+    share_builds,
 )
 from nullspace.templates.mounts import MOUNT_FILES, MOUNT_POINTS, check_mount_points
 from nullspace.templates.spec import (
@@ -53,4 +54,5 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "plan_build",
+    "share_builds",
 ]

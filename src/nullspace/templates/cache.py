@@ -19,6 +19,7 @@ __all__ = [
     "ensure_template",
     "find_template",
     "list_templates",
+    "share_builds",
 ]
 
 DEFAULT_DATA_DIR = "/var/lib/nullspace"
@@ -146,3 +147,29 @@ def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
         _store.remove_lock(data_dir, name)
     _layers.collect_garbage(data_dir)
     return True
+
+
+def share_builds(source: str | Path, data_dir: str | Path) -> None:
+    """Let a new `data_dir` use the templates built under `source` without building them again.
+
+    Every build is linked. A built-in template gets its own `current`, naming the build of this
+    version's spec when `source` has one: a server of another nullspace version sharing `source`
+    may point the shared `current` at its own build (tests and benchmarks run beside such servers).
+    """
+    shared = Path(source) / "templates"
+    templates = Path(data_dir) / "templates"
+    templates.mkdir(mode=0o755)
+    builtins = set(builtin_names())
+    for entry in shared.iterdir():
+        if entry.name not in builtins or not entry.is_dir():
+            (templates / entry.name).symlink_to(entry)
+            continue
+        own = templates / entry.name
+        own.mkdir(mode=0o755)
+        for build in entry.iterdir():
+            if build.name != "current":
+                (own / build.name).symlink_to(build)
+        digest = builtin_spec(entry.name).digest
+        if not (entry / digest).is_dir():
+            digest = _store.read_current(Path(source), entry.name) or digest
+        _store.write_current(Path(data_dir), entry.name, digest)

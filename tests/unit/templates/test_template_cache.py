@@ -222,3 +222,20 @@ def test_cancelling_a_step_kills_its_process_group(tmp_path: Path) -> None:
     while not gone() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert gone()
+
+
+def test_share_builds_pins_builtins_to_this_versions_build(tmp_path: Path) -> None:
+    from nullspace.templates import _store, builtin_spec, share_builds
+
+    source, target = tmp_path / "shared", tmp_path / "mine"
+    ours = builtin_spec("code-interpreter").digest
+    for name, builds in {"code-interpreter": [ours, "0" * 64], "custom": ["1" * 64]}.items():
+        for digest in builds:
+            (source / "templates" / name / digest).mkdir(parents=True)
+        _store.write_current(source, name, builds[-1])  # another version's server moved it
+    target.mkdir()
+    share_builds(source, target)
+    assert _store.read_current(target, "code-interpreter") == ours
+    assert _store.read_current(source, "code-interpreter") == "0" * 64  # the shared one untouched
+    assert (target / "templates" / "code-interpreter" / ours).resolve() == source / "templates" / "code-interpreter" / ours
+    assert (target / "templates" / "custom").is_symlink()
