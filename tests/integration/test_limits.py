@@ -22,6 +22,16 @@ def test_memory_bomb_is_contained(server) -> None:  # noqa: ANN001
         assert sb.run_code("before").error.name == "NameError"  # state was lost, as reported
 
 
+def test_java_sees_the_memory_limit_and_raises_out_of_memory_error(server) -> None:  # noqa: ANN001
+    with Sandbox.create(memory_mb=512, timeout=180) as sb:
+        sb.run_code("int before = 1;", language="java", timeout=120)
+        heap = sb.run_code("Runtime.getRuntime().maxMemory() / (1024 * 1024)", language="java")
+        assert 0 < int(heap.text) <= 256, heap  # half the limit, not a quarter of the host's RAM
+        bomb = sb.run_code("long[] block = new long[400 * 1024 * 1024 / 8];", language="java")
+        assert bomb.error is not None and bomb.error.name == "OutOfMemoryError", bomb.error
+        assert sb.run_code("before + 41", language="java").text == "42"  # the kernel lived on
+
+
 def test_fork_bomb_is_contained(server) -> None:  # noqa: ANN001
     with Sandbox.create(timeout=120) as sb:
         run = sb.run_code(

@@ -20,7 +20,7 @@ from . import artifacts, kernel_startup, messages
 from .config import AgentConfig, normalize_language
 from .kernel_process import Prelaunched, connection_file
 from .kernels import Kernel, KernelStartError
-from .languages import iopub_settle
+from .languages import iopub_settle, launch_env
 from .runs import Outcome, Run, RunRequest, drive, silent
 from .snippets import ENV_SNIPPETS, EnvSnippets, parse_snapshot
 
@@ -342,6 +342,7 @@ class Registry:
             kernel_name,
             cwd=cwd,
             connection_file=connection_file(self.config.runtime_dir, seq),
+            env=launch_env(language),
             startup_timeout=self.config.startup_timeout,
             oom_score_adj=self.config.oom_score_adj,
             kernel_output=self.config.kernel_output,

@@ -39,6 +39,25 @@ IDLE_MIB = {"bash": 15, "r": 110, "javascript": 180, "typescript": 180, "java": 
 """Measured idle memory of each kernel (Private_Dirty after one run, docs/benchmarks.md)."""
 
 
+def launch_env(language: str) -> dict[str, str] | None:
+    """The environment a kernel of `language` starts with (None: the agent's own).
+
+    Java: without /sys the JVM cannot see its cgroup and sizes its heap from the host's RAM, so a
+    big allocation got the kernel OOM-killed (``OutOfMemory``, state lost) instead of raising
+    ``OutOfMemoryError`` in the run. ``JDK_JAVA_OPTIONS`` gives it the sandbox's limit; half of
+    it is heap, the rest is for the JVM itself and the sandbox's other processes.
+    """
+    if language != "java":
+        return None
+    try:
+        memory_mb = int(os.environ.get(MEMORY_ENV, ""))
+    except ValueError:
+        return None
+    options = f"-XX:MaxRAM={memory_mb}m -XX:MaxRAMPercentage=50"
+    extra = os.environ.get("JDK_JAVA_OPTIONS")
+    return {**os.environ, "JDK_JAVA_OPTIONS": f"{options} {extra}" if extra else options}
+
+
 def apply_transport(km: Any) -> None:
     """Switch a kernel manager to TCP on 127.0.0.1 when its kernelspec cannot do IPC."""
     try:
