@@ -94,6 +94,17 @@ out
     assert _value(sandbox, code) == "{'unshare_user': 1, 'ptrace': 1, 'mount': 1, 'vsock': 1}"
 
 
+def test_syscalls_off_the_allowlist_do_not_exist(sandbox: Sandbox) -> None:
+    code = """
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+filters = [l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp_filters')]
+mempolicy = libc.syscall(239, 0, 0, 0, 0, 0) == -1 and errno.errorcode[ctypes.get_errno()]  # get_mempolicy
+(filters, mempolicy)
+"""
+    assert _value(sandbox, code) == "(['2'], 'ENOSYS')"  # the allowlist stacked on the denylist
+
+
 def test_two_sandboxes_cannot_see_each_other(server) -> None:  # noqa: ANN001
     with Sandbox.create(timeout=60) as a, Sandbox.create(timeout=60) as b:
         token = secrets.token_hex(8)

@@ -2,7 +2,7 @@
 
 bwrap is run as the policy's unprivileged host uid (never as root with --uid: that maps the
 sandbox user to host root). Inside: every namespace unshared (net too: only `lo`), all
-capabilities dropped, NoNewPrivs (bwrap sets it with --seccomp), no /sys, a private /proc, a
+capabilities dropped, NoNewPrivs (bwrap sets it with the seccomp filters), no /sys, a private /proc, a
 minimal /dev, sized tmpfs mounts, and a clean environment.
 """
 
@@ -32,8 +32,8 @@ def build_argv(policy: SandboxPolicy) -> list[str]:
     ]
     for host_path, target in policy.extra_ro_binds:
         argv += ["--ro-bind", str(host_path), target]
-    if policy.seccomp_fd is not None:
-        argv += ["--seccomp", str(policy.seccomp_fd)]
+    for fd in policy.seccomp_fds:  # the kernel runs every filter; the strictest answer wins
+        argv += ["--add-seccomp-fd", str(fd)]
     # The agent starts in its own directory so `python -m nullspace_agent` finds itself
     # without a PYTHONPATH that kernels would inherit; kernels get the workdir as cwd.
     argv += ["--chdir", AGENT_LIB, "--clearenv"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import compileall
+import contextlib
 import hashlib
 import logging
 import os
@@ -21,7 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import mounts
+from . import mounts, seccomp
 from .bwrap import build_argv
 from .cgroups import Cgroup, CgroupDriver, Limits
 from .policy import AGENT_LIB, SandboxPolicy
@@ -71,14 +72,14 @@ class LocalRuntime:
         data_dir: Path,
         cgroups: CgroupDriver,
         reaper: Reaper,
-        seccomp_program: bytes,
+        seccomp_programs: tuple[bytes, ...],
         agent_package: Path,
     ) -> None:
         self.data_dir = data_dir
         self.sandboxes_dir = data_dir / "sandboxes"
         self.cgroups = cgroups
         self.reaper = reaper
-        self.seccomp_program = seccomp_program
+        self.seccomp_programs = seccomp_programs
         self.agent_source = _install_agent(agent_package, data_dir / "agent")
         for path in (data_dir, self.sandboxes_dir):
             path.mkdir(parents=True, exist_ok=True)
@@ -104,38 +105,39 @@ class LocalRuntime:
         self, request: SandboxRequest, base: Path, root: Path, cgroup: Cgroup
     ) -> RunningSandbox:
         agent_socket = base / "agent.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        seccomp_fd = os.memfd_create("nullspace-seccomp", 0)
         read_out, write_out = os.pipe()
-        try:
-            listener.bind(str(agent_socket))
-            os.chmod(agent_socket, 0o600)
-            listener.listen(128)
-            os.write(seccomp_fd, self.seccomp_program)
-            os.lseek(seccomp_fd, 0, os.SEEK_SET)
-            policy = SandboxPolicy(
-                rootfs=root,
-                agent_source=self.agent_source,
-                command=(AGENT_PYTHON, "-m", "nullspace_agent", "--fd", str(listener.fileno())),
-                env=request.env,
-                workdir=request.workdir,
-                seccomp_fd=seccomp_fd,
-                extra_ro_binds=_package_cache_bind(base, root),
-            )
-            process, exited = await self.reaper.spawn(
-                build_argv(policy),
-                pass_fds=(listener.fileno(), seccomp_fd),
-                stdin=subprocess.DEVNULL,
-                stdout=write_out,
-                stderr=write_out,
-                cwd="/",
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                preexec_fn=_enter_sandbox_credentials(cgroup.procs_files(), request.host_uid),
-            )
-        finally:
-            listener.close()
-            os.close(seccomp_fd)
-            os.close(write_out)
+        with contextlib.ExitStack() as on_error:
+            on_error.callback(os.close, read_out)
+            with contextlib.ExitStack() as closing:  # our copies of what the child inherits
+                closing.callback(os.close, write_out)
+                listener = closing.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                seccomp_fds = []
+                for program in self.seccomp_programs:
+                    seccomp_fds.append(seccomp.seccomp_fd(program))
+                    closing.callback(os.close, seccomp_fds[-1])
+                listener.bind(str(agent_socket))
+                os.chmod(agent_socket, 0o600)
+                listener.listen(128)
+                policy = SandboxPolicy(
+                    rootfs=root,
+                    agent_source=self.agent_source,
+                    command=(AGENT_PYTHON, "-m", "nullspace_agent", "--fd", str(listener.fileno())),
+                    env=request.env,
+                    workdir=request.workdir,
+                    seccomp_fds=tuple(seccomp_fds),
+                    extra_ro_binds=_package_cache_bind(base, root),
+                )
+                process, exited = await self.reaper.spawn(
+                    build_argv(policy),
+                    pass_fds=(listener.fileno(), *seccomp_fds),
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_out,
+                    stderr=write_out,
+                    cwd="/",
+                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                    preexec_fn=_enter_sandbox_credentials(cgroup.procs_files(), request.host_uid),
+                )
+            on_error.pop_all()  # read_out now belongs to _drain
         sandbox = RunningSandbox(request.sandbox_id, base, agent_socket, cgroup, process, exited)
         asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
         return sandbox

@@ -30,5 +30,5 @@ class SandboxPolicy:
     hostname: str = "sandbox"
     runtime_dir_bytes: int = 16 << 20
     dev_shm_bytes: int = 64 << 20
-    seccomp_fd: int | None = None
+    seccomp_fds: tuple[int, ...] = ()   # stacked filters (bwrap --add-seccomp-fd each)
     extra_ro_binds: tuple[tuple[Path, str], ...] = ()

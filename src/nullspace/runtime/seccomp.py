@@ -23,14 +23,15 @@ sockets (the direct i386 ``socket`` syscall is filtered by family like the nativ
 
 Usage with bubblewrap::
 
-    fd = seccomp_fd()                       # a sealed memfd holding build_filter()
-    argv = ["bwrap", ..., "--seccomp", str(fd), ...]
-    subprocess.Popen(argv, pass_fds=(fd,), ...); os.close(fd)
+    fds = [seccomp_fd(p) for p in sandbox_filters()]   # sealed memfds
+    argv = ["bwrap", ..., "--add-seccomp-fd", str(fds[0]), "--add-seccomp-fd", str(fds[1]), ...]
+    subprocess.Popen(argv, pass_fds=fds, ...); [os.close(fd) for fd in fds]
 
-This is a denylist with a default of ALLOW (ARCHITECTURE §2). An optional default-deny mode,
-`build_allowlist_filter`, is stacked *on top* of it (bwrap ``--add-seccomp-fd`` twice): the kernel
-runs both and the most restrictive answer wins, so the argument checks above stay in the denylist
-and the allowlist only names syscalls. Measured here: building the filter takes ~2–5 ms (cached
+Sandboxes run two filters (`sandbox_filters`): this denylist with a default of ALLOW (ARCHITECTURE
+§2) and, stacked on it (bwrap ``--add-seccomp-fd`` twice), the default-deny `build_allowlist_filter`:
+the kernel runs both and the most restrictive answer wins, so the argument checks above stay in
+the denylist and the allowlist only names syscalls; a syscall on neither list (one added to Linux
+later, say) gets ENOSYS. Measured here: building the filter takes ~2–5 ms (cached
 per process); running under it costs within noise (runtime-probe §1).
 """
 
@@ -54,6 +55,7 @@ __all__ = [
     "DENIED_SOCKET_FAMILIES",
     "DENIED_IOCTLS",
     "PERSONALITY_QUERY",
+    "sandbox_filters",
     "ALLOWED_SYSCALLS",
     "ARCHITECTURES",
     "SeccompError",
@@ -493,8 +495,14 @@ def compile_allowlist_filter(
 
 @functools.cache
 def build_allowlist_filter() -> bytes:
-    """The default-deny filter (optional, stacked on `build_filter`). Cached."""
+    """The default-deny filter (stacked on `build_filter`). Cached."""
     return compile_allowlist_filter()
+
+
+def sandbox_filters() -> tuple[bytes, bytes]:
+    """What every sandbox runs under: the default-deny allowlist and the argument-checking
+    denylist, stacked (bwrap ``--add-seccomp-fd`` twice)."""
+    return build_allowlist_filter(), build_filter()
 
 
 def export_pfc(*, errno_override: int | None = None) -> str:

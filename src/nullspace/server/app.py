@@ -30,7 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reaper = Reaper()
         reaper.start()
-        runtime = LocalRuntime(settings.data_dir, open_driver(settings.cgroup_root), reaper, seccomp.build_filter(), AGENT_PACKAGE)
+        runtime = LocalRuntime(settings.data_dir, open_driver(settings.cgroup_root), reaper, seccomp.sandbox_filters(), AGENT_PACKAGE)
         store = await Store.open(settings.db_path)
         manager = SandboxManager(settings, store, runtime, TemplateResolver(settings.data_dir, reaper))
         await manager.startup()

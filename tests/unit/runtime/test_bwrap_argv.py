@@ -14,7 +14,7 @@ def _argv(**overrides: object) -> list[str]:
         agent_source=Path("/data/agent/abc/nullspace_agent"),
         command=("/opt/venv/bin/python", "-m", "nullspace_agent", "--fd", "3"),
         env={"USER_VAR": "1"},
-        seccomp_fd=4,
+        seccomp_fds=(4, 5),
         **overrides,  # type: ignore[arg-type]
     )
     return build_argv(policy)
@@ -30,7 +30,7 @@ def test_isolation_flags() -> None:
         assert flag in argv
     assert "--share-net" not in argv  # loopback only
     assert _pairs(argv, "--cap-drop") == ["ALL"]
-    assert _pairs(argv, "--seccomp") == ["4"]
+    assert _pairs(argv, "--add-seccomp-fd") == ["4", "5"] and "--seccomp" not in argv
     assert _pairs(argv, "--uid") == ["1000"] and _pairs(argv, "--gid") == ["1000"]
 
 
