@@ -37,3 +37,4 @@ fi
 
 echo "==> template code-interpreter"
 .venv/bin/nullspace template build code-interpreter
+.venv/bin/nullspace template prune   # builds an upgrade replaced (none in use is touched)

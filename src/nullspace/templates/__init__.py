@@ -18,6 +18,7 @@ from nullspace.templates.cache import (
     ensure_template,
     find_template,
     list_templates,
+    prune_templates,
     share_builds,
 )
 from nullspace.templates.mounts import MOUNT_FILES, MOUNT_POINTS, check_mount_points
@@ -54,5 +55,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "plan_build",
+    "prune_templates",
     "share_builds",
 ]

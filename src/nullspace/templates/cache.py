@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "ensure_template",
     "find_template",
     "list_templates",
+    "prune_templates",
     "share_builds",
 ]
 
@@ -147,6 +149,69 @@ def delete_template(name: str, data_dir: str | Path | None = None) -> bool:
         _store.remove_lock(data_dir, name)
     _layers.collect_garbage(data_dir)
     return True
+
+
+def prune_templates(data_dir: str | Path | None = None) -> list[str]:
+    """Delete the builds no one can use any more; returns them as ``name/digest``.
+
+    A rebuild (a new nullspace version, a changed spec) leaves the old build behind: 1.1 GiB for
+    code-interpreter. Kept: every template's `current` build, every build another kept build
+    is stacked on, and every build a running sandbox has mounted as a lower layer. Then the
+    layers no remaining build uses go too.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    root = _store.templates_dir(data_dir)
+    if not root.is_dir():
+        return []
+    in_use = _mounted_lower_dirs()
+    removed = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir() and NAME_RE.fullmatch(p.name)):
+        with _store.name_lock(data_dir, directory.name):
+            if _store.read_current(data_dir, directory.name) is None:
+                continue  # no readable `current`: nothing here is known to be old
+            keep = _kept_builds(data_dir)
+            for build in sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()):
+                real = build.resolve()  # (a linked build belongs to another data dir: share_builds)
+                if f"{directory.name}/{build.name}" in keep or any(
+                    lower == real or real in lower.parents for lower in in_use
+                ):
+                    continue
+                _store.remove_tree(build)
+                removed.append(f"{directory.name}/{build.name}")
+    _layers.collect_garbage(data_dir)
+    return removed
+
+
+def _kept_builds(data_dir: Path) -> set[str]:
+    """``name/digest`` of every current build and of every build those are stacked on."""
+    root = _store.templates_dir(data_dir)
+    kept = set()
+    for directory in root.iterdir():
+        digest = _store.read_current(data_dir, directory.name) if directory.is_dir() else None
+        if digest is None:
+            continue
+        kept.add(f"{directory.name}/{digest}")
+        try:
+            layers = json.loads((directory / digest / "meta.json").read_text()).get("layers") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        kept.update("/".join(str(layer).split("/")[:2]) for layer in layers if isinstance(layer, str))
+    return kept
+
+
+def _mounted_lower_dirs() -> list[Path]:
+    """The lower dirs of every overlay mounted on this host (resolved)."""
+    lowers = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            _, _, rest = line.partition(" - ")
+            fields = rest.split()
+            if len(fields) < 3 or fields[0] != "overlay":
+                continue
+            for option in fields[2].split(","):
+                if option.startswith("lowerdir="):
+                    lowers += [Path(p).resolve() for p in option[len("lowerdir=") :].split(":") if p]
+    return lowers
 
 
 def share_builds(source: str | Path, data_dir: str | Path) -> None:

@@ -239,3 +239,48 @@ def test_share_builds_pins_builtins_to_this_versions_build(tmp_path: Path) -> No
     assert _store.read_current(source, "code-interpreter") == "0" * 64  # the shared one untouched
     assert (target / "templates" / "code-interpreter" / ours).resolve() == source / "templates" / "code-interpreter" / ours
     assert (target / "templates" / "custom").is_symlink()
+
+
+def test_prune_keeps_current_bases_and_mounted_builds(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from nullspace.templates import _store, prune_templates
+
+    if os.geteuid() != 0:
+        pytest.skip("mounts an overlay")
+    data = tmp_path / "data"
+    labels = ("old", "older", "mounted", "new", "cur", "stale")
+    DIGESTS = {label: f"{i:x}" * 64 for i, label in enumerate(labels, start=1)}  # noqa: N806
+    root = data / "templates"
+
+    def build(name: str, label: str, layers: list[str] | None = None) -> Path:
+        path = root / name / DIGESTS[label]
+        (path / "rootfs").mkdir(parents=True)
+        (path / "meta.json").write_text(json.dumps({"layers": layers} if layers else {}))
+        return path
+
+    build("base", "old")
+    build("base", "older")
+    mounted = build("base", "mounted")
+    build("base", "new")
+    _store.write_current(data, "base", DIGESTS["new"])
+    build("child", "cur", layers=[f"base/{DIGESTS['old']}/rootfs", f"child/{DIGESTS['cur']}/rootfs"])
+    build("child", "stale", layers=[f"base/{DIGESTS['older']}/rootfs", f"child/{DIGESTS['stale']}/rootfs"])
+    _store.write_current(data, "child", DIGESTS["cur"])
+    (root / "linked").mkdir()
+    (root / "linked" / "elsewhere").symlink_to(tmp_path)  # share_builds: never deleted through
+    upper, work, target = (tmp_path / n for n in ("upper", "work", "merged"))
+    for d in (upper, work, target):
+        d.mkdir()
+    options = f"lowerdir={mounted / 'rootfs'},upperdir={upper},workdir={work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)], check=True)
+    try:
+        removed = prune_templates(data)
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert sorted(removed) == sorted([f"base/{DIGESTS['older']}", f"child/{DIGESTS['stale']}"])
+    left = {p.name for p in (root / "base").iterdir() if p.is_dir()}
+    assert left == {DIGESTS["mounted"], DIGESTS["new"], DIGESTS["old"]}
+    assert (root / "linked" / "elsewhere").is_symlink() and tmp_path.exists()
