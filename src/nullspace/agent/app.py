@@ -6,6 +6,7 @@ NDJSON stream (one ASCII-only JSON object per line, ``end_of_execution`` always 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -39,8 +40,21 @@ def _registry(request: Request) -> Registry:
 # -- endpoints -----------------------------------------------------------------------------------
 
 
+MAX_HEALTH_WAIT = 60.0
+
+
 async def health(request: Request) -> Response:
+    """``?wait=S``: answer once the boot has ended (ready or failed), or after S seconds. The
+    server asks this way while a sandbox starts: one request instead of polling."""
     reg = _registry(request)
+    try:
+        wait = min(float(request.query_params.get("wait", 0)), MAX_HEALTH_WAIT)
+    except ValueError:
+        return _error(400, "invalid_argument", "wait must be a number of seconds")
+    if wait > 0 and not reg.booted.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await reg.booted.wait()
     body: dict[str, Any] = {"status": "ok", "ready": reg.ready, "contexts": len(reg.contexts)}
     if reg.boot_error and not reg.ready:
         body["error"] = reg.boot_error

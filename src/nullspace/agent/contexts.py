@@ -307,6 +307,7 @@ class Registry:
         self.ready = False
         self.boot_error: str | None = None
         self._boot: asyncio.Task[None] | None = None
+        self.booted = asyncio.Event()  # set when the boot ends, ready or failed
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -438,6 +439,8 @@ class Registry:
             log.error("default %s context failed to start: %s", self.config.boot_language, exc)
         else:
             self.ready = True
+        finally:
+            self.booted.set()
 
     async def _preload(self, ctx: Context) -> None:
         """Import the warm pool's modules into the boot kernel, binding no names; a module that

@@ -19,6 +19,9 @@ async def test_health(agent: Agent) -> None:
     assert body["status"] == "ok"
     assert body["ready"] is True
     assert body["contexts"] >= 1
+    assert (await agent.client.get("/health", params={"wait": 5})).json()["ready"] is True  # no wait
+    bad = await agent.client.get("/health", params={"wait": "soon"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_argument"
 
 
 async def test_hello_world_and_execution_count(agent: Agent) -> None:
