@@ -12,7 +12,6 @@ import ctypes
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -143,7 +142,7 @@ def ipc_connection(connection_file: str) -> dict[str, Any]:
         "stdin_port": 3,
         "control_port": 4,
         "hb_port": 5,
-        "key": secrets.token_hex(32),
+        "key": os.urandom(32).hex(),  # what secrets.token_hex does, without its imports (~8 ms)
         "signature_scheme": "hmac-sha256",
     }
 
