@@ -41,8 +41,11 @@ def boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def cold_breakdown(runs: int) -> None:
-    names = ("bwrap forked", "agent forked", "kernel forked", "create returned", "first run_code", "agent CPU", "kernel CPU")
+BREAKDOWN = ("bwrap forked", "agent forked", "kernel forked", "create returned", "first run_code", "agent CPU", "kernel CPU")
+
+
+def cold_breakdown(runs: int) -> dict[str, list[float]]:
+    """Seconds per `BREAKDOWN` column, one value per cold create."""
     rows = []
     with nullspace_server(pool=0):
         Sandbox.create(timeout=60).kill()  # page cache, agent copy
@@ -55,13 +58,12 @@ def cold_breakdown(runs: int) -> None:
             (bwrap, _), (agent, agent_cpu), (kernel, kernel_cpu) = eval(probe.text)  # noqa: S307 - our own probe
             rows.append((bwrap - t0, agent - t0, kernel - t0, t1 - t0, t2 - t1, agent_cpu, kernel_cpu))
             sb.kill()
-    print(f"cold start, {runs} creates (ms after the create request; CPU in ms):")
-    for name, column in zip(names, zip(*rows, strict=True), strict=True):
-        p50, p99 = p50_p99_ms(list(column))
-        print(f"  {name:16s} p50 {p50:6.0f}  p99 {p99:6.0f}")
+    return {name: list(column) for name, column in zip(BREAKDOWN, zip(*rows, strict=True), strict=True)}
 
 
-def first_plot(runs: int) -> None:
+def first_plot(runs: int) -> tuple[list[float], list[float]]:
+    """Seconds of the first plot after `create`: (claimed from a warm pool, cold)."""
+
     def one() -> float:
         with Sandbox.create(timeout=60) as sb:
             t0 = time.perf_counter()
@@ -77,10 +79,7 @@ def first_plot(runs: int) -> None:
             pooled.append(one())
     with nullspace_server(pool=0):
         cold = [one() for _ in range(runs)]
-    ratio = statistics.median(cold) / statistics.median(pooled)
-    print(f"first plot after create, {runs} each (ms):")
-    print("  warm pool (preloaded)  p50 {:6.0f}  p99 {:6.0f}".format(*p50_p99_ms(pooled)))
-    print("  cold                   p50 {:6.0f}  p99 {:6.0f}   ({:.1f}x the pooled)".format(*p50_p99_ms(cold), ratio))
+    return pooled, cold
 
 
 def main() -> None:
@@ -88,8 +87,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--plots", type=int, default=4)
     args = parser.parse_args()
-    cold_breakdown(args.runs)
-    first_plot(args.plots)
+    print(f"cold start, {args.runs} creates (ms after the create request; CPU in ms):")
+    for name, values in cold_breakdown(args.runs).items():
+        print("  {:16s} p50 {:6.0f}  p99 {:6.0f}".format(name, *p50_p99_ms(values)))
+    pooled, cold = first_plot(args.plots)
+    ratio = statistics.median(cold) / statistics.median(pooled)
+    print(f"first plot after create, {args.plots} each (ms):")
+    print("  warm pool (preloaded)  p50 {:6.0f}  p99 {:6.0f}".format(*p50_p99_ms(pooled)))
+    print("  cold                   p50 {:6.0f}  p99 {:6.0f}   ({:.1f}x the pooled)".format(*p50_p99_ms(cold), ratio))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def mem_available() -> int:
 
 
 async def hold(limit: int, floor: float, progress: Progress) -> list[str]:
-    """Create up to `limit` idle sandboxes; returns the report lines."""
+    """Create up to `limit` idle sandboxes (against the server the SDK finds); the report lines."""
     before = mem_available()
     stop_below = before * floor
     sandboxes: list[AsyncSandbox] = []
@@ -75,13 +75,19 @@ async def hold(limit: int, floor: float, progress: Progress) -> list[str]:
     ]
 
 
+def held_idle(limit: int, floor: float, progress: Progress) -> list[str]:
+    """`hold` against a fresh server without a pool."""
+    with nullspace_server(pool=0):
+        return asyncio.run(hold(limit, floor, progress))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max", type=int, default=200)
     parser.add_argument("--floor", type=float, default=0.15, help="stop when MemAvailable falls under this share")
     args = parser.parse_args()
-    with nullspace_server(pool=0), Progress() as progress:
-        lines = asyncio.run(hold(args.max, args.floor, progress))
+    with Progress() as progress:
+        lines = held_idle(args.max, args.floor, progress)
     for line in lines:
         print(line)
 
