@@ -10,6 +10,10 @@ import json
 from typing import Any
 
 MEDIA_TYPE = "application/x-ndjson"
+# Event types after which a stream always ends (a run's, a command's). Writers send the last
+# event with the end of the body, readers read up to the end of the body: that keeps the
+# connection reusable.
+FINAL_TYPES = frozenset({"end_of_execution", "end"})
 
 
 def encode(event: dict[str, Any]) -> bytes:

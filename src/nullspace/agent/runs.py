@@ -13,10 +13,20 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import messages
 from .kernels import Kernel
 from .messages import Event
+
+T = TypeVar("T")
+
+
+async def _get(queue: asyncio.Queue[T], timeout: float) -> T:
+    """``queue.get()``, or TimeoutError after `timeout` s. Unlike ``asyncio.wait_for`` on Python
+    3.11, no task per call: a run waits like this for every kernel message and every event."""
+    async with asyncio.timeout(timeout):
+        return await queue.get()
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class Run:
         """Yield events until ``end_of_execution``; a keepalive after `keepalive` s of silence."""
         while True:
             try:
-                event = await asyncio.wait_for(self._events.get(), keepalive)
+                event = await _get(self._events, keepalive)
             except TimeoutError:
                 yield messages.keepalive()
                 continue
@@ -154,7 +164,7 @@ async def drive(
             if settle_until is not None:
                 wait = min(wait, max(settle_until - now, 0.0))
             try:
-                channel, msg = await asyncio.wait_for(queue.get(), wait)
+                channel, msg = await _get(queue, wait)
             except TimeoutError:
                 if not await kernel.is_alive():
                     return DriveResult(Outcome.DEAD, "error", interrupted_at is not None)
@@ -211,7 +221,7 @@ async def silent(
     try:
         while True:
             try:
-                channel, msg = await asyncio.wait_for(queue.get(), poll_interval)
+                channel, msg = await _get(queue, poll_interval)
             except TimeoutError:
                 if loop.time() >= deadline or not await kernel.is_alive():
                     return None

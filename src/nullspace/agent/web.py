@@ -18,6 +18,9 @@ from .contexts import AgentError
 from .messages import Event
 
 NDJSON = "application/x-ndjson"
+# Event types after which a stream always ends. The last event goes out in the same write as the
+# end of the body, so the reader sees the response complete and can reuse its connection at once.
+FINAL_TYPES = frozenset({"end_of_execution", "end"})
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -74,6 +77,10 @@ class NDJSONFollow(Response):
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         async for event in self.events:
-            await send({"type": "http.response.body", "body": messages.encode(event), "more_body": True})
+            final = event["type"] in FINAL_TYPES
+            await send({"type": "http.response.body", "body": messages.encode(event), "more_body": not final})
+            if final:
+                self.done = True
+                return
         self.done = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,14 @@ from .._exceptions import (
     NotFoundError,
     ServerError,
 )
+from .._protocol import ndjson
 
 MAX_REPLY_BYTES = 1 << 20
 MAX_EVENT_BYTES = 64 << 20       # one NDJSON line (a big PNG is a few MB)
+DRAIN_SECONDS = 1.0              # for the end of a body after its final event
+# Plain HTTP over a unix socket: without this, httpx loads the CA bundle for every sandbox (~20 ms
+# of the event loop). No CA is loaded, so TLS, were it ever attempted, would fail closed.
+_NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 _TRUSTED_CODES = {
     "invalid_argument": InvalidArgumentError,
     "context_not_found": ContextNotFoundError,
@@ -41,7 +47,7 @@ class AgentError(ServerError):
 class AgentClient:
     def __init__(self, socket_path: Path) -> None:
         self._client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
+            transport=httpx.AsyncHTTPTransport(uds=str(socket_path), verify=_NO_TLS),
             base_url="http://agent",
             timeout=httpx.Timeout(60.0, connect=5.0),
         )
@@ -87,10 +93,8 @@ class AgentClient:
                 if resp.status_code >= 400:
                     raw = await resp.aread()
                     raise _agent_error(resp.status_code, _parse(raw[:MAX_REPLY_BYTES]))
-                async for line in _lines(resp):
-                    event = _parse(line)
-                    if isinstance(event, dict) and isinstance(event.get("type"), str):
-                        yield event
+                async for event in _events(resp):
+                    yield event
         except httpx.HTTPError as exc:
             raise AgentError(f"lost the sandbox agent mid-run: {type(exc).__name__}") from exc
 
@@ -102,10 +106,8 @@ class AgentClient:
             async with self._client.stream(method, path, json=json_body, timeout=httpx.Timeout(None, connect=5.0)) as resp:
                 if resp.status_code >= 400:
                     raise _agent_error(resp.status_code, _parse(await _bounded(resp)))
-                async for line in _lines(resp):
-                    event = _parse(line)
-                    if isinstance(event, dict) and isinstance(event.get("type"), str):
-                        yield event
+                async for event in _events(resp):
+                    yield event
         except httpx.HTTPError as exc:
             raise AgentError(f"lost the sandbox agent mid-stream: {type(exc).__name__}") from exc
 
@@ -161,6 +163,35 @@ async def _bounded(resp: httpx.Response) -> bytes:
         if len(raw) > MAX_REPLY_BYTES:
             raise AgentError("agent reply too large")
     return bytes(raw)
+
+
+async def _events(resp: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The NDJSON events of a response: objects with a string ``type``, nothing else.
+
+    A final event is yielded only after the rest of the body was read, so the connection goes
+    back to the pool. The agent sends that end with the event: this costs no wait. An agent that
+    stalls or sends more only loses the connection (bounded by time and size).
+    """
+    lines = _lines(resp)
+    async for line in lines:
+        event = _parse(line)
+        if not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+            continue
+        if event["type"] in ndjson.FINAL_TYPES:
+            await _drain(lines)
+            yield event
+            return
+        yield event
+
+
+async def _drain(lines: AsyncIterator[bytes]) -> None:
+    read = 0
+    with contextlib.suppress(TimeoutError, AgentError, httpx.HTTPError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for line in lines:
+                read += len(line)
+                if read > MAX_REPLY_BYTES:
+                    return
 
 
 async def _lines(resp: httpx.Response) -> AsyncIterator[bytes]:

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from .lifecycle import SandboxManager
 
 
-def get_manager(request: Request) -> SandboxManager:
+async def get_manager(request: Request) -> SandboxManager:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread."""
     return request.app.state.manager
 
 

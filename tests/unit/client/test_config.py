@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ssl
+
 from nullspace.client._config import (
     DEFAULT_REQUEST_TIMEOUT,
     LOCAL_BASE_URL,
@@ -53,3 +55,11 @@ def test_stream_read_timeout_outlasts_the_run_timeout() -> None:
     assert stream_read_timeout(10, 60) == 60
     assert stream_read_timeout(300, 60) == 330
     assert stream_read_timeout(300, 600) == 600
+
+
+def test_tls_verify_is_a_shared_no_ca_context_only_where_tls_cannot_happen() -> None:
+    local = ConnectionConfig.resolve(env={}).tls_verify
+    plain = ConnectionConfig.resolve(api_url="http://ns:1", env={}).tls_verify
+    assert isinstance(local, ssl.SSLContext) and plain is local  # built once, not per client
+    assert local.verify_mode == ssl.CERT_REQUIRED and not local.get_ca_certs()  # TLS would fail
+    assert ConnectionConfig.resolve(api_url="https://ns.example.com", env={}).tls_verify is True

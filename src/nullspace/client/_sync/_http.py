@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ..._exceptions import TransportError
+from ..._protocol import ndjson
 from .._config import HEALTH_TIMEOUT, ConnectionConfig
 from .._errors import json_body, map_errors, raise_for_status
 from .._execution import NDJSONDecoder
@@ -37,8 +38,8 @@ class APIClient:
         # Only an SDK-built socket client may start the embedded server.
         self._may_start_server = config.is_local and http_client is None and transport is None
         if http_client is None:
-            if transport is None and config.socket_path is not None:
-                transport = httpx.HTTPTransport(uds=config.socket_path)
+            if transport is None:
+                transport = httpx.HTTPTransport(uds=config.socket_path, verify=config.tls_verify)
             http_client = httpx.Client(
                 base_url=config.base_url,
                 headers=config.headers,
@@ -124,8 +125,14 @@ class APIClient:
                 if not response.is_success:
                     response.read()
                     raise_for_status(response)
-                for chunk in response.iter_bytes():
+                chunks = response.iter_bytes()
+                for chunk in chunks:
                     for event in decoder.feed(chunk):
+                        if event["type"] in ndjson.FINAL_TYPES:
+                            # The server ends the body with this event: reading that end (no
+                            # wait) leaves the connection reusable when the caller stops here.
+                            for _ in chunks:
+                                pass
                         yield event
                 for event in decoder.flush():
                     yield event

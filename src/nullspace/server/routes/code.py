@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
 
 from ..._exceptions import ContextNotFoundError, InvalidArgumentError
 from ..._protocol import ndjson
 from ..deps import Manager
 from ..models import ContextInfo, CreateContext, ErrorBody, Execute
+from ..streaming import NDJSONEvents
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 500)}
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["code"], responses=ERRORS)
@@ -19,21 +18,16 @@ router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["code"], responses
 
 @router.post(
     "/execute",
-    response_class=StreamingResponse,
+    status_code=200,  # for the OpenAPI document (NDJSONEvents takes no status_code)
+    response_class=NDJSONEvents,
     responses={200: {"content": {ndjson.MEDIA_TYPE: {}}, "description": "NDJSON event stream (docs/api.md)"}},
 )
-async def execute(sandbox_id: str, body: Execute, manager: Manager) -> StreamingResponse:
+async def execute(sandbox_id: str, body: Execute, manager: Manager) -> NDJSONEvents:
     if body.language and body.context_id:
         raise InvalidArgumentError("give either language or context_id, not both")
     events = manager.execute(sandbox_id, body.model_dump(exclude_none=True))
     first = await anext(events)  # errors before the run starts become a 4xx, not a broken stream
-
-    async def stream() -> AsyncIterator[bytes]:
-        yield ndjson.encode(first)
-        async for event in events:
-            yield ndjson.encode(event)
-
-    return StreamingResponse(stream(), media_type=ndjson.MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+    return NDJSONEvents(events, first)
 
 
 @router.post("/contexts", status_code=201, response_model=ContextInfo)

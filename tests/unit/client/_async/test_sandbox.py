@@ -357,6 +357,23 @@ async def test_connection_dropped_mid_stream_is_a_transport_error() -> None:
 
 
 @pytest.mark.anyio
+async def test_body_is_read_to_its_end_after_the_end_marker() -> None:
+    """So the connection goes back to the pool (the server ends the body with the marker)."""
+    api = FakeAPI()
+    read_to_end: list[bool] = []
+
+    async def body():
+        yield ndjson({"type": "number_of_executions", "execution_count": 1})
+        yield ndjson({"type": "end_of_execution", "status": "ok"})
+        read_to_end.append(True)
+
+    api.execute = lambda request: httpx.Response(200, content=body(), headers=NDJSON)
+    sbx = await make(api)
+    assert (await sbx.run_code("x")).execution_count == 1
+    assert read_to_end == [True]
+
+
+@pytest.mark.anyio
 async def test_execute_error_status_is_mapped_from_the_streamed_body() -> None:
     api = FakeAPI()
     sbx = await make(api)

@@ -335,6 +335,22 @@ def test_connection_dropped_mid_stream_is_a_transport_error() -> None:
     assert isinstance(info.value.__cause__, httpx.ReadError)
 
 
+def test_body_is_read_to_its_end_after_the_end_marker() -> None:
+    """So the connection goes back to the pool (the server ends the body with the marker)."""
+    api = FakeAPI()
+    read_to_end: list[bool] = []
+
+    def body():
+        yield ndjson({"type": "number_of_executions", "execution_count": 1})
+        yield ndjson({"type": "end_of_execution", "status": "ok"})
+        read_to_end.append(True)
+
+    api.execute = lambda request: httpx.Response(200, content=body(), headers=NDJSON)
+    sbx = make(api)
+    assert (sbx.run_code("x")).execution_count == 1
+    assert read_to_end == [True]
+
+
 def test_execute_error_status_is_mapped_from_the_streamed_body() -> None:
     api = FakeAPI()
     sbx = make(api)
