@@ -95,8 +95,12 @@ class Context:
     async def start(self) -> None:
         try:
             await self.kernel.start()
-            # "ready" means: the kernel answered an execute, not only a kernel_info.
-            if await silent(self.kernel, "pass", timeout=self.config.startup_timeout) is None:
+            # "ready" means: the kernel answered an execute, not only a kernel_info. For Python it
+            # is a published one (no history), which warms the path a user's first run takes.
+            warm_up = await silent(
+                self.kernel, "pass", timeout=self.config.startup_timeout, publish=self.language == "python"
+            )
+            if warm_up is None:
                 raise KernelStartError(f"kernel {self.kernel.kernel_name!r} did not answer")
         except BaseException:
             with contextlib.suppress(Exception):

@@ -247,6 +247,7 @@ class Kernel:
         code: str,
         *,
         silent: bool = False,
+        store_history: bool | None = None,
         user_expressions: dict[str, str] | None = None,
         stop_on_error: bool = True,
     ) -> tuple[str, asyncio.Queue[Routed]]:
@@ -260,7 +261,7 @@ class Kernel:
             {
                 "code": code,
                 "silent": silent,
-                "store_history": not silent,
+                "store_history": not silent if store_history is None else store_history,
                 "user_expressions": user_expressions or {},
                 "allow_stdin": False,
                 "stop_on_error": stop_on_error,

@@ -213,10 +213,15 @@ async def silent(
     user_expressions: dict[str, str] | None = None,
     timeout: float = 10.0,
     poll_interval: float = 0.3,
+    publish: bool = False,
 ) -> dict | None:
-    """Run `code` silently and return the ``execute_reply`` content (None: no answer/dead)."""
+    """Run `code` for the agent, unseen by the user, and return the ``execute_reply`` content (None:
+    no answer/dead). `publish`: a non-silent run that stores no history (its iopub messages are
+    dropped): ipykernel's first such run costs 3-5 ms more than later ones, so a warm-up pays it."""
     loop = asyncio.get_running_loop()
-    msg_id, queue = kernel.execute(code, silent=True, user_expressions=user_expressions, stop_on_error=False)
+    msg_id, queue = kernel.execute(
+        code, silent=not publish, store_history=False, user_expressions=user_expressions, stop_on_error=False
+    )
     deadline = loop.time() + timeout
     try:
         while True:

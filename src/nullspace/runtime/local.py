@@ -61,6 +61,7 @@ class RunningSandbox:
     process: subprocess.Popen[bytes]
     exited: asyncio.Future[int]
     output: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=256))
+    drainer: asyncio.Task[None] | None = field(default=None, repr=False)  # fills `output` until EOF
 
     def output_tail(self) -> str:
         return b"".join(self.output)[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
@@ -139,7 +140,7 @@ class LocalRuntime:
                 )
             on_error.pop_all()  # read_out now belongs to _drain
         sandbox = RunningSandbox(request.sandbox_id, base, agent_socket, cgroup, process, exited)
-        asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
+        sandbox.drainer = asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
         return sandbox
 
     async def stop(self, sandbox: RunningSandbox) -> None:

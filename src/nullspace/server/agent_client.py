@@ -26,7 +26,8 @@ from .._protocol import ndjson
 
 MAX_REPLY_BYTES = 1 << 20
 MAX_EVENT_BYTES = 64 << 20       # one NDJSON line (a big PNG is a few MB)
-DRAIN_SECONDS = 1.0              # for the end of a body after its final event
+DRAIN_SECONDS = 1.0
+HEALTH_LONG_POLL = 10.0          # seconds one /health?wait= request may wait for the boot              # for the end of a body after its final event
 # Plain HTTP over a unix socket: without this, httpx loads the CA bundle for every sandbox (~20 ms
 # of the event loop). No CA is loaded, so TLS, were it ever attempted, would fail closed.
 _NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -56,19 +57,33 @@ class AgentClient:
         await self._client.aclose()
 
     async def wait_ready(self, timeout: float, exited: asyncio.Future[int]) -> None:
-        """Poll /health until the agent says its default kernel is ready."""
+        """Wait until the agent says its default kernel is ready.
+
+        ``/health?wait=S`` answers when the agent's boot ends, so one request usually does: the
+        listening socket exists before the agent, and the connection waits in its backlog. A boot
+        that failed is reported at once, with the agent's reason.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
+        while (left := deadline - loop.time()) > 0:
+            wait = min(left, HEALTH_LONG_POLL)
+            ask = asyncio.ensure_future(self.request("GET", f"/health?wait={wait:.3f}", timeout=wait + 5.0))
+            await asyncio.wait({ask, exited}, return_when=asyncio.FIRST_COMPLETED)
+            if not ask.done():
+                ask.cancel()
+                with contextlib.suppress(BaseException):
+                    await ask
             if exited.done():
                 raise AgentError(f"the sandbox exited during start (code {exited.result()})")
             try:
-                health = await self.request("GET", "/health", timeout=2.0)
-                if isinstance(health, dict) and health.get("ready") is True:
-                    return
+                health = ask.result()
             except (AgentError, APIError):
-                pass
-            await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)  # not answering yet, or a broken reply: ask again
+                continue
+            if isinstance(health, dict) and health.get("ready") is True:
+                return
+            if isinstance(health, dict) and isinstance(health.get("error"), str):
+                raise AgentError(f"the sandbox's default kernel did not start: {health['error'][:2000]}")
         raise AgentError(f"the sandbox agent was not ready within {timeout:.0f} s")
 
     async def request(self, method: str, path: str, *, json_body: Any = None, timeout: float = 60.0) -> Any:
