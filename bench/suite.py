@@ -1,7 +1,7 @@
 """nullspace benchmark suite: every figure beside a baseline measured in the same run.
 
     sudo .venv/bin/python bench/suite.py                     # everything, writes docs/benchmarks.md
-    sudo .venv/bin/python bench/suite.py --quick             # fewer repetitions, no 100-sandbox burst
+    sudo .venv/bin/python bench/suite.py --quick             # fewer repetitions, no burst, no density
     sudo .venv/bin/python bench/suite.py --only create,execute
 
 Needs the bench extras: .venv/bin/pip install jupyter_kernel_gateway websocket-client
@@ -25,6 +25,8 @@ from pathlib import Path
 
 from _servers import KernelGateway, nullspace_server, pool_state, wait_pool
 from _stats import p50_p99_ms
+from cold_start import cold_breakdown, first_plot
+from density import held_idle
 from jupyter_client.manager import AsyncKernelManager
 from rich.console import Console
 from rich.progress import Progress
@@ -201,13 +203,8 @@ def section_burst(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
             time.sleep(1)
         progress.update(task, completed=n)
         time.sleep(2)
-        held = before - _mem_available()
-        per = held / n
-        notes.append(
-            f"{n} idle code-interpreter sandboxes held {held / 2**30:.2f} GiB: {per / 2**20:.0f} MiB each "
-            f"(host MemAvailable before: {before / 2**30:.1f} GiB → room for ≈{int(before * 0.9 / per)} idle sandboxes "
-            f"at 90 % of available memory)"
-        )
+        per = (before - _mem_available()) / n
+        notes.append(f"a pooled sandbox (preload imported, never used) holds {per / 2**20:.0f} MiB")
 
         def one(_: int) -> float:
             t0 = time.perf_counter()
@@ -227,12 +224,32 @@ def section_burst(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
     return [row(f"{n} concurrent creates → first result (each)", each, None)], notes
 
 
+def section_cold(n: int, plots: int, progress: Progress) -> tuple[list[Row], list[str]]:
+    task = progress.add_task("cold start breakdown, first plots", total=None)
+    breakdown = cold_breakdown(n)
+    pooled, cold = first_plot(plots)
+    progress.update(task, total=1, completed=1)
+    steps = ", ".join(
+        f"{name} {p50_p99_ms(values)[0]:.0f}" for name, values in breakdown.items() if not name.endswith("CPU")
+    )
+    cpu = " and ".join(f"{name} {p50_p99_ms(values)[0]:.0f} ms" for name, values in breakdown.items() if name.endswith("CPU"))
+    notes = [f"cold start, p50 ms after the create request (bench/cold_start.py, {n} creates): {steps}; {cpu} until then"]
+    rows = [row("first plot right after create, warm pool (preloaded)", pooled, cold, "the same, cold")]
+    return rows, notes
+
+
+def section_density(limit: int, progress: Progress) -> list[str]:
+    return held_idle(limit, 0.15, progress)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="create,execute,stream,burst")
+    parser.add_argument("--only", default="create,cold,execute,stream,burst,density")
     parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--density", type=int, default=200, help="idle sandboxes to hold (bounded by memory)")
     parser.add_argument("--write", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--no-write", dest="write", action="store_const", const=None, help="print only")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     n_create, n_exec = (10, 100) if args.quick else (30, 300)
@@ -241,6 +258,10 @@ def main() -> None:
     with Progress(console=console) as progress:
         if "create" in sections:
             rows += section_create(n_create, progress)
+        if "cold" in sections:
+            cold_rows, cold_notes = section_cold(n_create // 2, 4 if args.quick else 8, progress)
+            rows += cold_rows
+            notes += cold_notes
         if "execute" in sections:
             rows += section_execute(n_exec, progress)
         if "stream" in sections:
@@ -249,6 +270,8 @@ def main() -> None:
             burst_rows, burst_notes = section_burst(args.burst, progress)
             rows += burst_rows
             notes += burst_notes
+        if "density" in sections and not args.quick:
+            notes += section_density(args.density, progress)
     table = Table("measure (ms)", "nullspace p50", "p99", "baseline p50 / p99", "ratio p50")
     for r in rows:
         table.add_row(*r)
