@@ -105,6 +105,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class LimitEvents:
+    """The counters that say a limit was hit: OOM kills and forks refused by ``pids.max``."""
+
+    oom_kills: int
+    pids_max_hits: int
+
+
+@dataclass(frozen=True)
 class CgroupStats:
     """A snapshot of one cgroup's counters. Limits read back as `UNLIMITED` (-1) when unset.
 
@@ -296,6 +304,10 @@ class Cgroup(ABC):
         """Current usage, limits and event counters."""
 
     @abstractmethod
+    def limit_events(self) -> LimitEvents:
+        """Just the limit counters: two small reads, taken around every run."""
+
+    @abstractmethod
     def set_limits(self, limits: Limits) -> None:
         """Apply memory (no swap), CPU quota and pids limits."""
 
@@ -426,6 +438,12 @@ class CgroupV1(Cgroup):
             except OSError as exc:
                 log.warning("cannot set %s (%s): swap is not limited", memsw, exc)
 
+    def limit_events(self) -> LimitEvents:
+        return LimitEvents(
+            oom_kills=_read_keyed(self._dirs["memory"] / "memory.oom_control", "oom_kill"),
+            pids_max_hits=_read_keyed(self._dirs["pids"] / "pids.events", "max"),
+        )
+
     def stats(self) -> CgroupStats:
         mem = self._dirs["memory"]
         pids = self._dirs["pids"]
@@ -487,6 +505,12 @@ class CgroupV2(Cgroup):
         elif quota is not None:
             log.warning("cgroup %s: cpu controller not enabled, CPU quota not applied", self.name)
         _write(leaf / "pids.max", "max" if limits.pids == UNLIMITED else limits.pids)
+
+    def limit_events(self) -> LimitEvents:
+        return LimitEvents(
+            oom_kills=_read_keyed(self._leaf / "memory.events", "oom_kill"),
+            pids_max_hits=_read_keyed(self._leaf / "pids.events", "max"),
+        )
 
     def stats(self) -> CgroupStats:
         leaf = self._leaf

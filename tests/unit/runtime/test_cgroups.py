@@ -272,6 +272,7 @@ def test_v1_stats(kernel: FakeKernel, tmp_path: Path) -> None:
         memory_current=1000, memory_peak=5000, memory_limit=100 << 20, oom_kills=2,
         pids_current=3, pids_limit=32, pids_max_hits=17, cpu_usage_usec=2500,
     )  # fmt: skip
+    assert group.limit_events() == cg.LimitEvents(oom_kills=2, pids_max_hits=17)
     write(mem / "memory.limit_in_bytes", V1_HUGE)
     write(pids / "pids.max", "max")
     s = group.stats()
@@ -477,6 +478,7 @@ def test_v2_stats(kernel: FakeKernel, tmp_path: Path) -> None:
         memory_current=4096, memory_peak=8192, memory_limit=100 << 20, oom_kills=1,
         pids_current=5, pids_limit=32, pids_max_hits=9, cpu_usage_usec=777,
     )  # fmt: skip
+    assert group.limit_events() == cg.LimitEvents(oom_kills=1, pids_max_hits=9)
     os.remove(leaf / "memory.peak")  # kernels before 5.19
     assert group.stats().memory_peak == 4096
 
