@@ -31,6 +31,8 @@ HEALTH_LONG_POLL = 10.0          # seconds one /health?wait= request may wait fo
 # Plain HTTP over a unix socket: without this, httpx loads the CA bundle for every sandbox (~20 ms
 # of the event loop). No CA is loaded, so TLS, were it ever attempted, would fail closed.
 _NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+_JSON_HEADERS = {"content-type": "application/json"}
+_STREAM_TIMEOUT = {"connect": 5.0, "read": None, "write": None, "pool": None}  # runs may be long
 _TRUSTED_CODES = {
     "invalid_argument": InvalidArgumentError,
     "context_not_found": ContextNotFoundError,
@@ -47,8 +49,9 @@ class AgentError(ServerError):
 
 class AgentClient:
     def __init__(self, socket_path: Path) -> None:
+        self._transport = httpx.AsyncHTTPTransport(uds=str(socket_path), verify=_NO_TLS)
         self._client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket_path), verify=_NO_TLS),
+            transport=self._transport,
             base_url="http://agent",
             timeout=httpx.Timeout(60.0, connect=5.0),
         )
@@ -101,13 +104,27 @@ class AgentClient:
             raise _agent_error(resp.status_code, body)
         return body
 
+    @contextlib.asynccontextmanager
+    async def _open_stream(self, method: str, path: str, json_body: Any) -> AsyncIterator[httpx.Response]:
+        """A streamed request sent straight through the transport (same connection pool). The
+        client's per-request work (URL merging, cookies, auth, redirects) costs ~0.4 ms, a tenth
+        of a warm run (measured), and buys nothing on a private unix socket."""
+        request = httpx.Request(
+            method, f"http://agent{path}", content=json.dumps(json_body).encode(),
+            headers=_JSON_HEADERS, extensions={"timeout": _STREAM_TIMEOUT},
+        )  # fmt: skip
+        response = await self._transport.handle_async_request(request)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
     async def execute(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Yield the agent's events one by one; raise AgentError if the stream breaks."""
         try:
-            async with self._client.stream("POST", "/execute", json=body, timeout=httpx.Timeout(None, connect=5.0)) as resp:
+            async with self._open_stream("POST", "/execute", body) as resp:
                 if resp.status_code >= 400:
-                    raw = await resp.aread()
-                    raise _agent_error(resp.status_code, _parse(raw[:MAX_REPLY_BYTES]))
+                    raise _agent_error(resp.status_code, _parse(await _bounded(resp)))
                 async for event in _events(resp):
                     yield event
         except httpx.HTTPError as exc:
@@ -118,7 +135,7 @@ class AgentClient:
     async def stream(self, method: str, path: str, json_body: Any = None) -> AsyncIterator[dict[str, Any]]:
         """Like `execute` for any NDJSON endpoint: events with a string ``type``, nothing else."""
         try:
-            async with self._client.stream(method, path, json=json_body, timeout=httpx.Timeout(None, connect=5.0)) as resp:
+            async with self._open_stream(method, path, json_body) as resp:
                 if resp.status_code >= 400:
                     raise _agent_error(resp.status_code, _parse(await _bounded(resp)))
                 async for event in _events(resp):
