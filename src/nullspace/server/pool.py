@@ -1,8 +1,9 @@
 """Warm pools: per template, sandboxes fully started (isolation, agent, Python kernel) ahead of need.
 
 `create` claims one (`SandboxManager._claim_warm` then applies the caller's limits, disk size
-and envs) and a background filler starts its replacement once the claims quiet down. Fillers start one sandbox at a time
-per template, with a low CPU quota while warming, so refills never starve running sandboxes.
+and envs) and a background filler starts its replacement once the claims quiet down. Fillers
+start one sandbox at a time per template, with a low CPU quota while warming, so refills never
+starve running sandboxes.
 A template's ``preload`` modules are imported by a pooled sandbox's Python kernel before it
 counts as ready (a first plot then skips ~550 ms of imports); cold starts never wait for them.
 A pooled sandbox is claimed once and never returned: nothing carries over between users. A
