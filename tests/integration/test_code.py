@@ -32,6 +32,13 @@ def test_execution_count_counts_user_runs(sandbox: Sandbox) -> None:
     assert second.execution_count == first.execution_count + 1
 
 
+def test_ipython_history_is_there(sandbox: Sandbox) -> None:
+    sandbox.run_code("history_marker = 'h-1'")
+    assert sandbox.run_code("_i").text == "history_marker = 'h-1'"
+    shown = sandbox.run_code("%history -l 2")  # batched SQLite writes: still complete
+    assert "history_marker = 'h-1'" in shown.logs.stdout[0]
+
+
 def test_stdout_streams_before_the_cell_ends(sandbox: Sandbox) -> None:
     seen: list[tuple[float, str]] = []
     start = time.monotonic()
