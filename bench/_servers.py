@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
 
 from nullspace.templates import share_builds
 
@@ -127,3 +129,28 @@ class KernelGateway:
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+
+
+async def raw_kernel() -> tuple[AsyncKernelManager, AsyncKernelClient]:
+    """The baselines' floor: an ipykernel on the host driven by jupyter_client (no isolation, no
+    HTTP, no agent), started and answering. Stop it with `stop_raw_kernel`."""
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=60)
+    return km, kc
+
+
+async def stop_raw_kernel(km: AsyncKernelManager, kc: AsyncKernelClient) -> None:
+    kc.stop_channels()
+    await km.shutdown_kernel(now=True)
+
+
+def mem_available() -> int:
+    """The host's MemAvailable in bytes."""
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0

@@ -16,21 +16,13 @@ import argparse
 import asyncio
 import time
 
-from _servers import nullspace_server
+from _servers import mem_available, nullspace_server
 from rich.progress import Progress
 
 from nullspace import AsyncSandbox
 
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-def mem_available() -> int:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 async def hold(limit: int, floor: float, progress: Progress) -> list[str]:

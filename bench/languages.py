@@ -23,9 +23,8 @@ import platform
 import time
 from pathlib import Path
 
-from _servers import nullspace_server
+from _servers import nullspace_server, raw_kernel, stop_raw_kernel
 from _stats import p50_p99_ms
-from jupyter_client.manager import AsyncKernelManager
 from rich.console import Console
 from rich.table import Table
 
@@ -60,11 +59,7 @@ async def baseline(cold_n: int, runs: int) -> dict[str, list[float]]:
     cold, warm = [], []
     for _ in range(cold_n):
         t0 = time.perf_counter()
-        km = AsyncKernelManager(kernel_name="python3")
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        await kc.wait_for_ready(timeout=60)
+        km, kc = await raw_kernel()
         await kc.execute_interactive("1+1", timeout=60)
         cold.append(time.perf_counter() - t0)
         if len(cold) == cold_n:
@@ -72,8 +67,7 @@ async def baseline(cold_n: int, runs: int) -> dict[str, list[float]]:
                 t1 = time.perf_counter()
                 await kc.execute_interactive("1+1", timeout=60)
                 warm.append(time.perf_counter() - t1)
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
+        await stop_raw_kernel(km, kc)
     return {"cold": cold, "warm": warm}
 
 

@@ -19,9 +19,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from _servers import nullspace_server
+from _servers import nullspace_server, raw_kernel, stop_raw_kernel
 from _stats import p50_p99_ms
-from jupyter_client.manager import AsyncKernelManager
 
 from nullspace import AsyncSandbox, OutputMessage, Sandbox
 
@@ -49,12 +48,8 @@ def summary(name: str, delays: list[float]) -> str:
 async def baseline(code: str, rounds: int) -> list[float]:
     delays: list[float] = []
     on_text = collector(delays)
-    km = AsyncKernelManager(kernel_name="python3")
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
+    km, kc = await raw_kernel()
     try:
-        await kc.wait_for_ready(timeout=60)
         for _ in range(rounds):
             await kc.execute_interactive(
                 code,
@@ -64,8 +59,7 @@ async def baseline(code: str, rounds: int) -> list[float]:
                 ),
             )
     finally:
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
+        await stop_raw_kernel(km, kc)
     return delays
 
 

@@ -23,11 +23,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _servers import KernelGateway, nullspace_server, pool_state, wait_pool
+from _servers import (
+    KernelGateway,
+    mem_available,
+    nullspace_server,
+    pool_state,
+    raw_kernel,
+    stop_raw_kernel,
+    wait_pool,
+)
 from _stats import p50_p99_ms
 from cold_start import cold_breakdown, first_plot
 from density import held_idle
-from jupyter_client.manager import AsyncKernelManager
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -60,14 +67,9 @@ def timed(n: int, label: str, progress: Progress, fn: Callable[[], None]) -> lis
 
 # -- baselines -------------------------------------------------------------------------------
 async def _jc_cold_once() -> None:
-    km = AsyncKernelManager(kernel_name="python3")
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    await kc.wait_for_ready(timeout=60)
+    km, kc = await raw_kernel()
     await kc.execute_interactive("1+1", timeout=60)
-    kc.stop_channels()
-    await km.shutdown_kernel(now=True)
+    await stop_raw_kernel(km, kc)
 
 
 class WarmJupyter:
@@ -75,18 +77,13 @@ class WarmJupyter:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.km = AsyncKernelManager(kernel_name="python3")
-        self.loop.run_until_complete(self.km.start_kernel())
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.loop.run_until_complete(self.kc.wait_for_ready(timeout=60))
+        self.km, self.kc = self.loop.run_until_complete(raw_kernel())
 
     def run(self, code: str, on_output: Callable[[dict], None] | None = None) -> None:
         self.loop.run_until_complete(self.kc.execute_interactive(code, timeout=60, output_hook=on_output))
 
     def close(self) -> None:
-        self.kc.stop_channels()
-        self.loop.run_until_complete(self.km.shutdown_kernel(now=True))
+        self.loop.run_until_complete(stop_raw_kernel(self.km, self.kc))
         self.loop.close()
 
 
@@ -186,15 +183,8 @@ def section_stream(progress: Progress) -> list[Row]:
     return [row("print → on_stdout delay", ours, base, "jupyter_client iopub")]
 
 
-def _mem_available() -> int:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def section_burst(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
-    before = _mem_available()
+    before = mem_available()
     notes = []
     with nullspace_server(pool=n) as data_dir:
         task = progress.add_task(f"filling a pool of {n}", total=n)
@@ -203,7 +193,7 @@ def section_burst(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
             time.sleep(1)
         progress.update(task, completed=n)
         time.sleep(2)
-        per = (before - _mem_available()) / n
+        per = (before - mem_available()) / n
         notes.append(f"a pooled sandbox (preload imported, never used) holds {per / 2**20:.0f} MiB")
 
         created: list[Sandbox] = []
@@ -278,7 +268,7 @@ def main() -> None:
     console.print(table)
     for note in notes:
         console.print("•", note)
-    machine = f"{os.cpu_count()} cores, {_mem_available() / 2**30:.0f} GiB available, {platform.platform()}, Python {platform.python_version()}"
+    machine = f"{os.cpu_count()} cores, {mem_available() / 2**30:.0f} GiB available, {platform.platform()}, Python {platform.python_version()}"
     console.print(machine)
     if args.write:
         text = [
