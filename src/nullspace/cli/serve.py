@@ -22,11 +22,11 @@ def serve(
 ) -> None:
     """Run the server (as root: it creates cgroups, mounts and per-sandbox users)."""
     from ..server.serve import serve as run
-    from ..server.settings import Settings, default_data_dir
+    from ..server.settings import DEFAULT_POOL_SIZES, Settings, default_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent call is noise
-    sizes = {"code-interpreter": 2}
+    sizes = dict(DEFAULT_POOL_SIZES)
     for item in pool or []:
         name, _, size = item.partition("=")
         if not size.isdigit():

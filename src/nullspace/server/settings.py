@@ -12,6 +12,10 @@ from ..templates import default_data_dir
 MiB = 1 << 20
 
 
+DEFAULT_POOL_SIZES = {"code-interpreter": 2}
+"""Warm sandboxes per template unless `nullspace serve --pool` says otherwise."""
+
+
 @dataclass(frozen=True)
 class SandboxDefaults:
     memory_mb: int = 1024
@@ -34,7 +38,7 @@ class Settings:
     max_sandboxes: int = 1000
     max_body_bytes: int = 16 * MiB
     agent_ready_timeout: float = 60.0
-    pool_sizes: dict[str, int] = field(default_factory=lambda: {"code-interpreter": 2})
+    pool_sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POOL_SIZES))
 
     @property
     def instance(self) -> str:
