@@ -11,20 +11,23 @@ Every error the SDK raises derives from `NullspaceError`::
     │   │   ├── ContextNotFoundError           code "context_not_found"
     │   │   └── TemplateNotFoundError          code "template_not_found"
     │   ├── ConflictError             409      code "conflict"
+    │   ├── MethodNotAllowedError     405      code "method_not_allowed"
     │   ├── PayloadTooLargeError      413      code "payload_too_large"
     │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
     │   ├── IntegrityError            422      code "integrity_error" (what landed differs from what was sent)
     │   ├── PackageInstallError       422      code "package_install_failed" (the installer's message; nothing changed)
     │   ├── CapacityError             503      code "capacity"
-    │   └── ServerError               5xx      code "internal"
+    │   ├── ServerError               5xx      code "internal"
+    │   └── TemplateBuildError        500      code "template_build_failed" (`log`: the failing step's output)
     ├── TransportError                the server could not be reached
     ├── ExecutionTimeoutError         a run exceeded its timeout (the kernel was interrupted)
     ├── CommandExitError              a command exited non-zero (carries stdout, stderr, exit_code)
     │   └── CommandTimeoutError       a command hit its timeout (its process tree was killed)
-    └── TemplateBuildError            a template could not be built
 
-The server picks the `code`; the client picks the class from it (`error_for`), never from the
-HTTP status alone.
+The server picks the `code`; the client picks the class from it (`error_for`). Only a body
+without a known code (a proxy's error page, an older server) falls back to the HTTP status.
+Every code the server or the agent sends is a `default_code` below: tests/unit/test_error_codes.py
+walks the sources and checks it.
 """
 
 from __future__ import annotations
@@ -48,9 +51,6 @@ class APIError(NullspaceError):
         self.code = code or self.default_code
         if status_code is not None:
             self.status_code = status_code
-
-    def to_body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
 
 
 class AuthenticationError(APIError):
@@ -83,6 +83,11 @@ class TemplateNotFoundError(NotFoundError):
 class ConflictError(APIError):
     status_code = 409
     default_code = "conflict"
+
+
+class MethodNotAllowedError(APIError):
+    status_code = 405
+    default_code = "method_not_allowed"
 
 
 class PayloadTooLargeError(APIError):
@@ -161,11 +166,18 @@ class CommandTimeoutError(CommandExitError):
     """A command ran past its `timeout`; its whole process tree was killed."""
 
 
-class TemplateBuildError(NullspaceError):
-    """A template build failed; `log` holds the failing step's output."""
+class TemplateBuildError(APIError):
+    """A template build failed; `log` holds the failing step's output.
 
-    def __init__(self, message: str, log: str = ""):
-        super().__init__(message)
+    Raised by the builder on the server and, through the API, by the SDK (the server sends the
+    log's tail inside the message).
+    """
+
+    status_code = 500
+    default_code = "template_build_failed"
+
+    def __init__(self, message: str, log: str = "", *, code: str | None = None, status_code: int | None = None):
+        super().__init__(message, code=code, status_code=status_code)
         self.log = log
 
 
@@ -179,12 +191,14 @@ _BY_CODE: dict[str, type[APIError]] = {
         ContextNotFoundError,
         TemplateNotFoundError,
         ConflictError,
+        MethodNotAllowedError,
         PayloadTooLargeError,
         DiskFullError,
         IntegrityError,
         PackageInstallError,
         CapacityError,
         ServerError,
+        TemplateBuildError,
     )
 }
 
@@ -193,6 +207,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     401: AuthenticationError,
     403: AuthenticationError,
     404: NotFoundError,
+    405: MethodNotAllowedError,
     409: ConflictError,
     413: PayloadTooLargeError,
     422: InvalidArgumentError,

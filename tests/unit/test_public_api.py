@@ -37,6 +37,7 @@ EXPECTED = [
     "IntegrityError",
     "InvalidArgumentError",
     "Logs",
+    "MethodNotAllowedError",
     "NotFoundError",
     "NullspaceError",
     "OutputMessage",

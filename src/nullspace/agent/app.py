@@ -91,10 +91,7 @@ def _run_request(body: dict[str, Any]) -> RunRequest:
             raise AgentError(400, "invalid_argument", "timeout must be a number of seconds")
         if not math.isfinite(timeout) or timeout < 0:
             raise AgentError(400, "invalid_argument", "timeout must be >= 0")
-    envs = body.get("envs")
-    if envs is None:
-        envs = body.get("env_vars")  # the E2B SDK's name for it
-    envs = validate_envs(envs)
+    envs = validate_envs(body.get("envs"))
     cap = body.get("max_output_bytes")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise AgentError(400, "invalid_argument", "max_output_bytes must be a positive integer")

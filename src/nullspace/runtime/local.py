@@ -34,10 +34,6 @@ AGENT_PYTHON = "/opt/venv/bin/python"
 LOG_TAIL_BYTES = 64 << 10
 
 
-class SandboxStartError(RuntimeError):
-    """The sandbox could not be started; the message carries the agent's last output."""
-
-
 @dataclass(frozen=True)
 class SandboxRequest:
     sandbox_id: str

@@ -18,8 +18,6 @@ SCHEMA_VERSION = 1
 MAX_POINTS = 10_000
 """Points (or bars, wedges) kept per element; the rest is cut and the element says so."""
 
-CHART_TYPES = ("line", "scatter", "bar", "pie", "box_and_whisker", "superchart", "unknown")
-SCALES = ("linear", "datetime", "categorical", "log", "symlog", "logit", "function", "functionlog", "asinh")
 
 _UNIT = re.compile(r"[(\[]([^()\[\]]+)[)\]]\s*$")
 _MATH_WRAPPERS = ("\\mathdefault{", "\\mathregular{", "\\mathrm{", "\\mathit{", "\\mathbf{")
