@@ -34,6 +34,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client
   touch "$stamp"
 fi
+# The official E2B SDKs, at the versions tests/e2b is tested with (the E2B door, docs/e2b.md)
+e2b_pins="e2b==2.63.0 e2b-code-interpreter==2.11.5"
+e2b_stamp=".venv/.e2b-sdk-$(echo "$e2b_pins" | tr ' =' '_-')"
+if [ ! -f "$e2b_stamp" ]; then
+  echo "==> installing the E2B SDKs for the tests ($e2b_pins)"
+  # shellcheck disable=SC2086
+  .venv/bin/pip install -q --disable-pip-version-check $e2b_pins
+  rm -f .venv/.e2b-sdk-*
+  touch "$e2b_stamp"
+fi
 
 echo "==> template code-interpreter"
 .venv/bin/nullspace template build code-interpreter

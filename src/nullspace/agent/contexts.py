@@ -84,7 +84,7 @@ class Context:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.id, "language": self.language, "cwd": self.cwd}
+        return {"id": self.id, "language": self.language, "cwd": self.cwd, "default": self.default}
 
     @property
     def env_snippets(self) -> EnvSnippets | None:
@@ -337,6 +337,8 @@ class Registry:
         path = os.path.normpath(os.path.join(self.config.workdir, cwd))
         if not os.path.isdir(path):
             raise AgentError(400, "invalid_argument", f"cwd {cwd!r} is not an existing directory")
+        if not os.access(path, os.X_OK):
+            raise AgentError(400, "invalid_argument", f"cwd {cwd!r} cannot be entered: permission denied")
         return path
 
     # -- contexts --------------------------------------------------------------------------------

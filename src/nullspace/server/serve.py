@@ -9,6 +9,7 @@ import socket
 import uvicorn
 
 from .app import create_app
+from .e2b import E2BDoor
 from .middleware import ApiKeyAuth, BodyLimit
 from .settings import Settings
 
@@ -29,7 +30,9 @@ async def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o711)
     app = create_app(settings)
-    local_app = BodyLimit(app, settings.max_body_bytes)
+    # The E2B door takes its own traffic (sandbox traffic carries a per-sandbox token, no API key)
+    local_app = E2BDoor(BodyLimit(app, settings.max_body_bytes), app,
+                        max_body_bytes=settings.max_body_bytes, authenticate=None)
     listener = _unix_listener(settings.unix_socket)
     pid_file = settings.data_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
@@ -38,7 +41,12 @@ async def serve(settings: Settings) -> None:
         async def check(key: str) -> bool:
             return await app.state.store.key_exists(key)
 
-        tcp_app = BodyLimit(ApiKeyAuth(app, check), settings.max_body_bytes)
+        async def principal(key: str) -> object | None:
+            # TODO(#12): store.principal_for_key(key) once the tenant seam is on main
+            return True if await app.state.store.key_exists(key) else None
+
+        tcp_app = E2BDoor(BodyLimit(ApiKeyAuth(app, check), settings.max_body_bytes), app,
+                          max_body_bytes=settings.max_body_bytes, authenticate=principal)
         config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
                                 log_level="info", timeout_keep_alive=60)
         servers.append((uvicorn.Server(config), None))

@@ -1,0 +1,355 @@
+"""E2B's control plane (§2 of the protocol notes) over the SandboxManager.
+
+The door (door.py) has checked the API key and put the caller in ``scope["state"]``. Bodies are
+parsed here, not by FastAPI, so that every error, a malformed body included, has E2B's shape
+``{"code": <status>, "message", "error_code"}``; success statuses are E2B's exactly (the SDK
+checks them: a create answered 200 instead of 201 is an error for it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..._exceptions import APIError, InvalidArgumentError, NotFoundError, SandboxNotFoundError
+from ..lifecycle import LiveSandbox, SandboxManager
+from ..models import CreateSandbox
+from ..store import RUNNING, SandboxRecord
+from . import envd, tokens, wire
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "nullspace"
+DEFAULT_TEMPLATE = "code-interpreter"
+TEMPLATE_ALIASES = {"code-interpreter-v1": DEFAULT_TEMPLATE, "base": DEFAULT_TEMPLATE}
+"""E2B's default template names (code-interpreter SDK, base SDK) → ours."""
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+MAX_BODY = 1 << 20
+
+
+class NotSupportedError(APIError):
+    status_code = 400
+    default_code = "not_supported"
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _manager(request: Request) -> SandboxManager:
+    return request.state.manager
+
+
+def _caller(request: Request) -> Any:
+    return request.state.principal  # TODO(#12): pass it to the manager once the seam is on main
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError("the body must be a JSON object")
+    return data
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _template(name: Any) -> str:
+    if name is None:
+        return DEFAULT_TEMPLATE
+    if not isinstance(name, str):
+        raise InvalidArgumentError("templateID must be a string")
+    return TEMPLATE_ALIASES.get(name, name)
+
+
+def _int(body: dict[str, Any], key: str, *, minimum: int = 0) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise InvalidArgumentError(f"{key} must be a whole number of seconds")
+    if value < minimum:
+        raise InvalidArgumentError(f"{key} must be at least {minimum}")
+    return int(value)
+
+
+def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidArgumentError(f"{key} must map strings to strings")
+    return value
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    """Options of E2B's create this server cannot honour: a clear 400 rather than ignoring them."""
+    if body.get("autoPause") is True:
+        raise NotSupportedError("autoPause: pausing sandboxes is not supported by this server; they are killed at their timeout")
+    auto_resume = body.get("autoResume")
+    if isinstance(auto_resume, dict) and auto_resume.get("enabled") is True:
+        raise NotSupportedError("autoResume: pausing and resuming sandboxes is not supported by this server")
+    if body.get("allow_internet_access") is True:
+        raise NotSupportedError("allow_internet_access: sandboxes of this server have no network access")
+    network = body.get("network")
+    if network is not None:
+        if not isinstance(network, dict):
+            raise InvalidArgumentError("network must be an object")
+        allowed = {k for k, v in network.items() if v not in (None, False, [], {}) and k not in ("allowPublicTraffic", "denyOut")}
+        if allowed:
+            raise NotSupportedError(f"network.{sorted(allowed)[0]}: sandboxes of this server have no network access")
+    for key in ("mcp", "volumeMounts", "iam"):
+        if body.get(key) not in (None, [], {}):
+            raise NotSupportedError(f"{key} is not supported by this server")
+
+
+def _sandbox(record: SandboxRecord, token: str) -> dict[str, Any]:
+    """E2B's `Sandbox` (create and connect answers)."""
+    return {
+        "sandboxID": record.id,
+        "templateID": record.template,
+        "alias": record.template,
+        "clientID": CLIENT_ID,
+        "envdVersion": envd.ENVD_VERSION,
+        "envdAccessToken": token,
+        "trafficAccessToken": token,
+    }
+
+
+def _detail(record: SandboxRecord) -> dict[str, Any]:
+    """E2B's `SandboxDetail` / `ListedSandbox`."""
+    return {
+        "templateID": record.template,
+        "alias": record.template,
+        "sandboxID": record.id,
+        "clientID": CLIENT_ID,
+        "startedAt": _iso(record.created_at),
+        "endAt": _iso(record.end_at),
+        "envdVersion": envd.ENVD_VERSION,
+        "cpuCount": max(1, math.ceil(record.cpu)),
+        "memoryMB": record.memory_mb,
+        "diskSizeMB": record.disk_mb,
+        "state": "running",
+        "metadata": record.metadata,
+    }
+
+
+async def _live(request: Request, sandbox_id: str) -> LiveSandbox:
+    """The running sandbox, or E2B's 404 (killed, timed out, never existed or not the caller's)."""
+    try:
+        return await _manager(request).require_live(sandbox_id)
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+
+
+# -- endpoints ----------------------------------------------------------------------------------------
+
+
+async def create(request: Request) -> Response:
+    body = await _body(request)
+    _refuse_unsupported(body)
+    try:
+        req = CreateSandbox(
+            template=_template(body.get("templateID")),
+            timeout=_int(body, "timeout", minimum=1),
+            envs=_str_map(body, "envVars") or None,
+            metadata=_str_map(body, "metadata") or None,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = {"template": "templateID", "envs": "envVars"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
+        raise InvalidArgumentError(f"{where}: {err['msg']}") from None
+    manager = _manager(request)
+    record = await manager.create(req)
+    try:
+        live = await manager.require_live(record.id)
+    except SandboxNotFoundError:
+        raise APIError(f"sandbox {record.id} ended while it was created") from None
+    return JSONResponse(_sandbox(record, tokens.mint(live)), status_code=201)
+
+
+async def get_info(request: Request) -> Response:
+    live = await _live(request, request.path_params["sandbox_id"])
+    return JSONResponse(_detail(live.record))
+
+
+async def kill(request: Request) -> Response:
+    sandbox_id = request.path_params["sandbox_id"]
+    await _live(request, sandbox_id)
+    try:
+        await _manager(request).kill(sandbox_id, "killed", f"sandbox {sandbox_id} was killed")
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    return Response(status_code=204)
+
+
+async def set_timeout(request: Request) -> Response:
+    sandbox_id = request.path_params["sandbox_id"]
+    body = await _body(request)
+    timeout = _int(body, "timeout", minimum=1)
+    if timeout is None:
+        raise InvalidArgumentError("timeout is required")
+    await _live(request, sandbox_id)
+    try:
+        await _manager(request).set_timeout(sandbox_id, timeout)
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    return Response(status_code=204)
+
+
+async def connect(request: Request) -> Response:
+    """Connect to a running sandbox: a new access token; `timeout` only ever extends its life."""
+    sandbox_id = request.path_params["sandbox_id"]
+    body = await _body(request)
+    timeout = _int(body, "timeout", minimum=1)
+    live = await _live(request, sandbox_id)
+    if timeout is not None and time.time() + timeout > live.record.end_at:
+        try:
+            await _manager(request).set_timeout(sandbox_id, timeout)
+        except SandboxNotFoundError:
+            raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=200)
+
+
+async def pause(request: Request) -> Response:
+    await _live(request, request.path_params["sandbox_id"])
+    raise NotSupportedError("pausing sandboxes is not supported by this server: keep it running "
+                            "(set_timeout) or kill it")
+
+
+async def resume(request: Request) -> Response:
+    await _live(request, request.path_params["sandbox_id"])
+    raise NotSupportedError("pausing and resuming sandboxes is not supported by this server: the sandbox is running")
+
+
+def _list_filters(request: Request) -> tuple[dict[str, str], bool, str | None, float | None]:
+    q = request.query_params
+    metadata: dict[str, str] = {}
+    if q.get("metadata"):
+        # The SDK quotes keys and values, then URL-encodes the pairs: "k=v%20w" arrives as "k=v%2520w".
+        for key, value in urllib.parse.parse_qsl(q["metadata"], keep_blank_values=True, strict_parsing=False):
+            metadata[urllib.parse.unquote(key)] = urllib.parse.unquote(value)
+    states = {s.strip() for s in q.get("state", "").split(",") if s.strip()}
+    if states - {"running", "paused"}:
+        raise InvalidArgumentError(f"state: unknown state(s) {sorted(states - {'running', 'paused'})}; use running, paused")
+    started_after = None
+    if q.get("startedAfter"):
+        try:
+            parsed = datetime.fromisoformat(q["startedAfter"].replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgumentError("startedAfter must be an RFC 3339 time") from None
+        started_after = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    template = q.get("template")
+    return metadata, not states or "running" in states, _template(template) if template else None, started_after
+
+
+def _cursor(record: SandboxRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([record.created_at, record.id]).encode()).decode()
+
+
+def _after_cursor(token: str) -> tuple[float, str]:
+    try:
+        created_at, sandbox_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created_at), str(sandbox_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidArgumentError("nextToken is not a token this server gave out") from None
+
+
+async def _running(request: Request) -> list[SandboxRecord]:
+    records = await _manager(request).list({}, RUNNING)
+    live = _manager(request).live
+    return [live[r.id].record for r in records if r.id in live and not live[r.id].stopping]
+
+
+async def list_v2(request: Request) -> Response:
+    metadata, running, template, started_after = _list_filters(request)
+    q = request.query_params
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidArgumentError("order must be asc or desc")
+    try:
+        limit = int(q.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        raise InvalidArgumentError("limit must be a number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgumentError(f"limit must be between 1 and {MAX_LIMIT}")
+    records = [
+        r for r in (await _running(request) if running else [])
+        if all(r.metadata.get(k) == v for k, v in metadata.items())
+        and (template is None or r.template == template)
+        and (started_after is None or r.created_at >= started_after)
+    ]  # fmt: skip
+    records.sort(key=lambda r: (r.created_at, r.id), reverse=order == "desc")
+    if q.get("nextToken"):
+        mark = _after_cursor(q["nextToken"])
+        records = [r for r in records if ((r.created_at, r.id) < mark if order == "desc" else (r.created_at, r.id) > mark)]
+    page = records[:limit]
+    headers = {"x-next-token": _cursor(page[-1])} if len(records) > limit else {}
+    return JSONResponse([_detail(r) for r in page], headers=headers)
+
+
+async def list_v1(request: Request) -> Response:
+    """The legacy list (SDKs before 2.x): running sandboxes, `metadata` filter, no pages."""
+    metadata, _, _, _ = _list_filters(request)
+    records = [r for r in await _running(request) if all(r.metadata.get(k) == v for k, v in metadata.items())]
+    return JSONResponse([_detail(r) for r in records])
+
+
+# -- app ------------------------------------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return JSONResponse(wire.error_body(exc.status_code, exc.message, exc.code), status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no such endpoint: {request.method} {request.url.path}",
+               405: f"method {request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    return JSONResponse(wire.error_body(exc.status_code, message), status_code=exc.status_code)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log.exception("E2B control plane: unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(wire.error_body(500, f"internal error: {type(exc).__name__}", "internal"), status_code=500)
+
+
+def create_app() -> Starlette:
+    sid = "/sandboxes/{sandbox_id}"
+    return Starlette(
+        routes=[
+            Route("/v2/sandboxes", create, methods=["POST"]),
+            Route("/sandboxes", create, methods=["POST"]),
+            Route("/v2/sandboxes", list_v2, methods=["GET"]),
+            Route("/sandboxes", list_v1, methods=["GET"]),
+            Route(sid, get_info, methods=["GET"]),
+            Route(sid, kill, methods=["DELETE"]),
+            Route(sid + "/timeout", set_timeout, methods=["POST"]),
+            Route("/v2" + sid + "/connect", connect, methods=["POST"]),
+            Route(sid + "/connect", connect, methods=["POST"]),
+            Route(sid + "/pause", pause, methods=["POST"]),
+            Route(sid + "/resume", resume, methods=["POST"]),
+        ],
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _internal},
+    )
