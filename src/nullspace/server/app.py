@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 AGENT_PACKAGE = Path(__file__).resolve().parent.parent / "agent"
 
 
+def _mount_mcp(app: FastAPI) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """`/mcp` (MCP over streamable HTTP) when the `mcp` extra is installed."""
+    try:
+        from ..mcp.http import mount
+    except ImportError:
+        log.info("MCP over HTTP is off: the mcp extra is not installed")
+        return nullcontext
+    return mount(app)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.manager = manager
         app.state.store = store
         try:
-            yield
+            async with mcp_sessions():  # MCP sessions end (their sandboxes killed) before the manager
+                yield
         finally:
             await manager.shutdown()
             await store.close()
@@ -57,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(files.router)
     app.include_router(packages.router)
     app.include_router(templates.router)
+    mcp_sessions = _mount_mcp(app)
 
     @app.get("/v1/health", tags=["health"])
     async def health() -> dict[str, str]:

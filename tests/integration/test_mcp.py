@@ -1,0 +1,191 @@
+"""The MCP server through the MCP SDK's own client: over streamable HTTP (`/mcp` on a real
+server, behind its API keys) and over stdio (`nullspace mcp` spawned against the same server).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, EmbeddedResource, ImageContent, TextContent
+
+from nullspace import AsyncSandbox
+
+from .conftest import ServerHandle
+
+pytestmark = pytest.mark.anyio
+
+EXPECTED_TOOLS = {
+    "run_code", "run_command", "install_packages", "read_file", "write_file", "list_files",
+    "create_sandbox", "list_sandboxes", "kill_sandbox",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _texts(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.messages.append(message or "")
+
+
+@asynccontextmanager
+async def http_session(server: ServerHandle, key: str | None = None, mode: str = "legacy") -> AsyncIterator[Client]:
+    """An MCP client session on the server's `/mcp`, with the test key unless `key` is given."""
+    headers = {"X-API-Key": server.api_key if key is None else key}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120)) as http:
+        async with Client(streamable_http_client(f"{server.tcp_url}/mcp", http_client=http), mode=mode) as client:
+            yield client
+
+
+@pytest.fixture
+async def http_client(server: ServerHandle) -> AsyncIterator[Client]:
+    async with http_session(server) as client:
+        yield client
+
+
+async def test_http_session_runs_a_chart_with_progress_and_kills_its_sandbox(server: ServerHandle) -> None:
+    progress = Progress()
+    async with http_session(server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert EXPECTED_TOOLS <= set(tools)
+        schema = tools["run_code"].input_schema
+        assert schema["required"] == ["code"]
+        assert set(schema["properties"]["language"]["enum"]) == {
+            "python", "r", "javascript", "typescript", "java", "bash"}
+        assert tools["run_code"].description and "chart" in tools["run_code"].description
+
+        code = (
+            "import matplotlib.pyplot as plt\n"
+            "for i in range(3): print('line', i, flush=True)\n"
+            "plt.plot([1, 2, 3], [1, 4, 9]); plt.show()\n"
+            "6 * 7"
+        )
+        result = await client.call_tool("run_code", {"code": code}, progress_callback=progress)
+        assert not result.is_error, _texts(result)
+        images = [b for b in result.content if isinstance(b, ImageContent)]
+        assert len(images) == 1 and images[0].mime_type == "image/png"
+        assert base64.b64decode(images[0].data).startswith(b"\x89PNG")
+        text = _texts(result)
+        assert "line 2" in text and "42" in text
+        assert any("line 1" in m for m in progress.messages), progress.messages
+        sandbox_id = result.structured_content["sandbox_id"]
+
+        # The session sandbox keeps state between calls; HTML comes back as a resource,
+        # a DataFrame as text.
+        result = await client.call_tool("run_code", {
+            "code": "import pandas as pd\nfrom IPython.display import HTML, display\n"
+                    "display(HTML('<b>bold</b>'))\npd.DataFrame({'total': [123456]})"})
+        assert not result.is_error, _texts(result)
+        assert result.structured_content["sandbox_id"] == sandbox_id
+        html = [b for b in result.content if isinstance(b, EmbeddedResource)]
+        assert html and html[0].resource.mime_type == "text/html" and "<b>bold</b>" in html[0].resource.text
+        assert "123456" in _texts(result)
+
+        # Files and commands in the same sandbox
+        result = await client.call_tool("write_file", {"path": "data/x.txt", "data": "hello mcp"})
+        assert not result.is_error, _texts(result)
+        result = await client.call_tool("run_command", {"command": "cat data/x.txt; echo err >&2; exit 3"})
+        assert "hello mcp" in _texts(result) and result.structured_content["exit_code"] == 3
+        assert result.structured_content["stderr"] == "err\n"
+        listing = await client.call_tool("list_files", {"path": "data"})
+        assert "/home/user/data/x.txt" in _texts(listing)
+        read = await client.call_tool("read_file", {"path": "/home/user/data/x.txt"})
+        assert _texts(read) == "hello mcp"
+
+        # Another language in the same sandbox; an error is a tool error with the traceback
+        result = await client.call_tool("run_code", {"code": "console.log(40 + 2)", "language": "javascript"})
+        assert "42" in _texts(result), _texts(result)
+        result = await client.call_tool("run_code", {"code": "1 / 0"})
+        assert result.is_error and "ZeroDivisionError" in _texts(result)
+        assert await _running(server, sandbox_id)
+    # The client closed the session (DELETE): its sandbox is gone.
+    assert not await _running(server, sandbox_id)
+
+
+async def _running(server: ServerHandle, sandbox_id: str) -> bool:
+    try:
+        sandbox = await AsyncSandbox.connect(sandbox_id)  # the unix socket: admin
+    except Exception:
+        return False
+    await sandbox.close()
+    return True
+
+
+async def test_http_bad_arguments_are_tool_errors_that_say_what_was_wrong(http_client: Client) -> None:
+    result = await http_client.call_tool("run_code", {"code": "1", "language": "cobol"})
+    assert result.is_error and "language" in _texts(result)
+    result = await http_client.call_tool("run_code", {})
+    assert result.is_error and "code" in _texts(result)
+    result = await http_client.call_tool("read_file", {"path": "/nope/missing.txt"})
+    assert result.is_error and "missing.txt" in _texts(result)
+    result = await http_client.call_tool("run_code", {"code": "1", "sandbox_id": "sbx_doesnotexist"})
+    assert result.is_error and "sbx_doesnotexist" in _texts(result)
+    result = await http_client.call_tool("write_file", {"path": "a.bin", "data": "***", "encoding": "base64"})
+    assert result.is_error and "base64" in _texts(result)
+    result = await http_client.call_tool("install_packages", {"packages": ["not a requirement!"]})
+    assert result.is_error and "not a requirement!" in _texts(result)
+
+
+async def test_http_explicit_sandboxes_create_list_kill(http_client: Client) -> None:
+    created = await http_client.call_tool("create_sandbox", {"metadata": {"purpose": "mcp-test"}, "timeout": 120})
+    assert not created.is_error, _texts(created)
+    sandbox_id = created.structured_content["sandbox_id"]
+    listed = await http_client.call_tool("list_sandboxes", {"metadata": {"purpose": "mcp-test"}})
+    assert [s["sandbox_id"] for s in listed.structured_content["sandboxes"]] == [sandbox_id]
+    ran = await http_client.call_tool("run_code", {"code": "x = 5\nx * 2", "sandbox_id": sandbox_id})
+    assert "10" in _texts(ran) and ran.structured_content["sandbox_id"] == sandbox_id
+    killed = await http_client.call_tool("kill_sandbox", {"sandbox_id": sandbox_id})
+    assert not killed.is_error
+    again = await http_client.call_tool("run_code", {"code": "x", "sandbox_id": sandbox_id})
+    assert again.is_error and sandbox_id in _texts(again)
+
+
+async def test_http_refuses_requests_without_a_valid_key(server: ServerHandle) -> None:
+    async with httpx.AsyncClient(base_url=server.tcp_url) as raw:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        for headers in ({}, {"X-API-Key": "ns_wrong"}):
+            response = await raw.post("/mcp", json=body, headers=headers)
+            assert response.status_code == 401
+            assert response.json()["code"] == "unauthorized"
+    with pytest.raises(Exception):  # noqa: B017 - the SDK's error type for a 401 is its own
+        async with http_session(server, key="ns_wrong"):
+            pass
+
+
+async def test_stdio_nullspace_mcp_against_the_server(server: ServerHandle) -> None:
+    env = {**os.environ, "NULLSPACE_SOCKET": str(server.socket), "NULLSPACE_HOME": str(server.data_dir)}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nullspace", "mcp"], env=env)
+    progress = Progress()
+    async with Client(params, mode="legacy") as client:
+        assert EXPECTED_TOOLS <= {tool.name for tool in (await client.list_tools()).tools}
+        code = "import matplotlib.pyplot as plt\nprint('plotting')\nplt.bar([1, 2], [3, 4]); plt.show()"
+        result = await client.call_tool("run_code", {"code": code}, progress_callback=progress)
+        assert not result.is_error, _texts(result)
+        assert [b.mime_type for b in result.content if isinstance(b, ImageContent)] == ["image/png"]
+        assert any("plotting" in m for m in progress.messages)
+        sandbox_id = result.structured_content["sandbox_id"]
+        result = await client.call_tool("run_code", {"code": "echo $((6 * 7))", "language": "bash"})
+        assert "42" in _texts(result)
+        result = await client.call_tool("run_code", {"code": "1", "language": "cobol"})
+        assert result.is_error and "language" in _texts(result)
+        assert await _running(server, sandbox_id)
+    # stdin closed: `nullspace mcp` killed the session sandbox on its way out
+    assert not await _running(server, sandbox_id)
