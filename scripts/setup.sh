@@ -45,6 +45,21 @@ if [ ! -f "$e2b_stamp" ]; then
   touch "$e2b_stamp"
 fi
 
+# Swap for paused sandboxes (docs/pause.md): pause pushes a sandbox's memory out to swap. Only
+# made when the host has none; NULLSPACE_SWAP_MB=0 skips it. Running sandboxes never swap
+# (their cgroup's RAM + swap limit equals their memory limit).
+swap_mb=${NULLSPACE_SWAP_MB:-4096}
+if [ "$swap_mb" != 0 ] && [ "$(tail -n +2 /proc/swaps | wc -l)" = 0 ]; then
+  swapfile=/var/lib/nullspace/swap
+  mkdir -p /var/lib/nullspace
+  if [ ! -f "$swapfile" ]; then
+    echo "==> swap file $swapfile (${swap_mb} MiB) for paused sandboxes"
+    (fallocate -l "${swap_mb}M" "$swapfile" || dd if=/dev/zero of="$swapfile" bs=1M count="$swap_mb" status=none) \
+      && chmod 600 "$swapfile" && mkswap -q "$swapfile" >/dev/null
+  fi
+  swapon "$swapfile" 2>/dev/null || echo "warning: swapon $swapfile failed: paused sandboxes keep their memory in RAM" >&2
+fi
+
 echo "==> template code-interpreter"
 .venv/bin/nullspace template build code-interpreter
 .venv/bin/nullspace template prune   # builds an upgrade replaced (none in use is touched)

@@ -11,6 +11,7 @@ Every error the SDK raises derives from `NullspaceError`::
     │   │   ├── ContextNotFoundError           code "context_not_found"
     │   │   └── TemplateNotFoundError          code "template_not_found"
     │   ├── ConflictError             409      code "conflict"
+    │   │   └── SandboxPausedError             code "sandbox_paused" (resume it, or create with auto_resume)
     │   ├── MethodNotAllowedError     405      code "method_not_allowed"
     │   ├── PayloadTooLargeError      413      code "payload_too_large"
     │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
@@ -83,6 +84,13 @@ class TemplateNotFoundError(NotFoundError):
 class ConflictError(APIError):
     status_code = 409
     default_code = "conflict"
+
+
+class SandboxPausedError(ConflictError):
+    """The sandbox is paused: `resume()` it (or `Sandbox.connect`), or create it with
+    `auto_resume=True` so that any call resumes it."""
+
+    default_code = "sandbox_paused"
 
 
 class MethodNotAllowedError(APIError):
@@ -191,6 +199,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         ContextNotFoundError,
         TemplateNotFoundError,
         ConflictError,
+        SandboxPausedError,
         MethodNotAllowedError,
         PayloadTooLargeError,
         DiskFullError,

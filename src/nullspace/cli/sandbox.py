@@ -73,6 +73,31 @@ def kill(sandbox_id: str) -> None:
 
 
 @app.command()
+def pause(
+    sandbox_id: str,
+    timeout: Annotated[int | None, typer.Option(help="kill it if not resumed within this many seconds")] = None,
+) -> None:
+    """Freeze a sandbox and move its memory to swap until it is resumed (docs/pause.md)."""
+    try:
+        info = Sandbox.connect(sandbox_id).pause(timeout)
+    except NullspaceError as exc:
+        _fail(exc)
+    mib = 1 << 20
+    console.print(f"paused {sandbox_id}: {info.memory_before_bytes // mib} MiB -> "
+                  f"{info.memory_after_bytes // mib} MiB in RAM; killed at {info.paused_until:%Y-%m-%d %H:%M:%S} UTC unless resumed")
+
+
+@app.command()
+def resume(sandbox_id: str) -> None:
+    """Thaw a paused sandbox; it gets back the lifetime it had left."""
+    try:
+        Sandbox.connect(sandbox_id)  # connect resumes a paused sandbox
+    except NullspaceError as exc:
+        _fail(exc)
+    console.print(f"resumed {sandbox_id}")
+
+
+@app.command()
 def pools() -> None:
     """Show the server's warm pools (target, ready, starting, claimed per template)."""
     from ..client._config import ConnectionConfig

@@ -17,6 +17,7 @@ from ._models import (
     ExecutionError,
     Logs,
     OutputMessage,
+    PauseInfo,
     Result,
     SandboxInfo,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "InstalledPackage",
     "Logs",
     "OutputMessage",
+    "PauseInfo",
     "Result",
     "Sandbox",
     "SandboxInfo",

@@ -283,7 +283,7 @@ class SandboxInfo:
     Attributes:
         sandbox_id: The sandbox's id.
         template: Template it was created from.
-        state: "running", "killed", "timed_out" or "dead".
+        state: "running", "paused", "killed", "timed_out" or "dead".
         created_at: Creation time (UTC), if known.
         end_at: When it ends (or ended), if known.
         metadata: The metadata given at creation.
@@ -322,6 +322,31 @@ class SandboxInfo:
             cpu=data.get("cpu"),
             memory_mb=data.get("memory_mb"),
             end_reason=data.get("end_reason"),
+        )
+
+
+@dataclass(frozen=True)
+class PauseInfo:
+    """What `pause()` did.
+
+    Attributes:
+        paused_until: When the paused sandbox is killed unless resumed (UTC).
+        memory_before_bytes: RAM the sandbox held before the pause.
+        memory_after_bytes: RAM it still holds while paused (the rest went to swap).
+    """
+
+    paused_until: datetime | None
+    memory_before_bytes: int
+    memory_after_bytes: int
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PauseInfo:
+        if not isinstance(data, dict):
+            raise ServerError(f"malformed pause reply: {data!r}"[:500])
+        return cls(
+            paused_until=_parse_time(data.get("end_at")),
+            memory_before_bytes=int(data.get("memory_before_bytes") or 0),
+            memory_after_bytes=int(data.get("memory_after_bytes") or 0),
         )
 
 

@@ -320,6 +320,27 @@ class Cgroup(ABC):
     @abstractmethod
     def _thaw(self) -> None: ...
 
+    def freeze(self, timeout: float = 2.0) -> bool:
+        """Stop every member (freezer); True once the kernel reports the cgroup frozen."""
+        self._freeze()
+        return self._wait_frozen(time.monotonic() + timeout)
+
+    def thaw(self) -> None:
+        """Let a frozen cgroup run again."""
+        self._thaw()
+
+    @abstractmethod
+    def release_memory(self, keep_bytes: int) -> None:
+        """Push a frozen cgroup's pages out to swap until about `keep_bytes` stay resident.
+
+        Best effort, never an OOM kill: what cannot be reclaimed (no swap, unreclaimable
+        pages) stays resident. `restore_memory` undoes it.
+        """
+
+    @abstractmethod
+    def restore_memory(self, memory_bytes: int) -> None:
+        """Give the cgroup its memory limit back after `release_memory` (pages swap in lazily)."""
+
     def _kill_native(self) -> bool:
         """Kill every member with one kernel operation if the kernel offers one (v2 cgroup.kill)."""
         return False
@@ -438,6 +459,26 @@ class CgroupV1(Cgroup):
             except OSError as exc:
                 log.warning("cannot set %s (%s): swap is not limited", memsw, exc)
 
+    def release_memory(self, keep_bytes: int) -> None:
+        # Lowering memory.limit_in_bytes below usage makes the kernel reclaim (swap out) in the
+        # writer's context; memsw.limit stays, so RAM + swap is still bounded by the old limit.
+        # When the target cannot be reached the write fails with EBUSY (v1 never OOM-kills for
+        # a limit write): try doubling targets, and keep the lowest limit that took.
+        limit = self._dirs["memory"] / "memory.limit_in_bytes"
+        current = _read_int(limit, UNLIMITED)
+        target = max(keep_bytes, 1 << 20)
+        while target < current:
+            try:
+                _write(limit, target)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+            target *= 2
+
+    def restore_memory(self, memory_bytes: int) -> None:
+        self._set_memory(self._dirs["memory"], memory_bytes)
+
     def limit_events(self) -> LimitEvents:
         return LimitEvents(
             oom_kills=_read_keyed(self._dirs["memory"] / "memory.oom_control", "oom_kill"),
@@ -505,6 +546,33 @@ class CgroupV2(Cgroup):
         elif quota is not None:
             log.warning("cgroup %s: cpu controller not enabled, CPU quota not applied", self.name)
         _write(leaf / "pids.max", "max" if limits.pids == UNLIMITED else limits.pids)
+
+    def release_memory(self, keep_bytes: int) -> None:
+        # Lowering memory.max below usage would OOM-kill when reclaim falls short: use
+        # memory.reclaim (5.19+) or memory.high instead, which only reclaim.
+        leaf = self._leaf
+        swap = leaf / "memory.swap.max"
+        if swap.exists():
+            _write(swap, "max")
+        current = _read_int(leaf / "memory.current")
+        reclaim = leaf / "memory.reclaim"
+        if reclaim.exists():
+            try:
+                _write(reclaim, max(current - keep_bytes, 0))
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:  # could not reclaim all of it: fine
+                    raise
+        else:
+            _write(leaf / "memory.high", max(keep_bytes, 1 << 20))
+
+    def restore_memory(self, memory_bytes: int) -> None:
+        leaf = self._leaf  # memory.max was never lowered
+        high = leaf / "memory.high"
+        if high.exists():
+            _write(high, "max")
+        swap = leaf / "memory.swap.max"
+        if swap.exists():
+            _write(swap, 0)  # what is in swap stays there until touched; nothing new goes out
 
     def limit_events(self) -> LimitEvents:
         return LimitEvents(

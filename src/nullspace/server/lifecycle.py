@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError
+from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError, SandboxPausedError
 from ..runtime import mounts
 from ..runtime.cgroups import LimitEvents, Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
@@ -19,7 +19,7 @@ from .agent_client import AgentClient, AgentError
 from .models import CreateSandbox
 from .pool import WarmPool
 from .settings import MiB, Settings
-from .store import RUNNING, SandboxRecord, Store
+from .store import PAUSED, RUNNING, SandboxRecord, Store
 from .template_resolver import TemplateResolver
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,16 @@ def new_sandbox_id() -> str:
     return "sb_" + secrets.token_hex(8)
 
 
+@dataclass(frozen=True)
+class Paused:
+    """A frozen sandbox: when, how much lifetime it had left, and the memory it gave back."""
+
+    at: float
+    remaining: float
+    memory_before: int
+    memory_after: int
+
+
 @dataclass
 class LiveSandbox:
     record: SandboxRecord
@@ -42,6 +52,9 @@ class LiveSandbox:
     timer: asyncio.TimerHandle | None = None
     stopping: bool = False
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    paused: Paused | None = None
+    auto_resume: bool = False
+    pausing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
 
 class SandboxManager:
@@ -104,7 +117,7 @@ class SandboxManager:
             env_keys=sorted(envs), cpu=cpu, memory_mb=memory_mb, disk_mb=disk_mb, host_uid=uid,
         )
         await self.store.insert_sandbox(record)
-        live = LiveSandbox(record, running, agent)
+        live = LiveSandbox(record, running, agent, auto_resume=req.auto_resume)
         self.live[sid] = live
         self._schedule_end(live, record.end_at)
         live.watcher = asyncio.create_task(self._watch(live))
@@ -195,8 +208,16 @@ class SandboxManager:
         return record
 
     async def require_live(self, sandbox_id: str) -> LiveSandbox:
+        """The running sandbox, for a call that needs it to run: a paused one is resumed when it
+        was created with auto_resume, else the call is refused with SandboxPausedError."""
         live = self.live.get(sandbox_id)
         if live is not None and not live.stopping:
+            if live.paused is not None:
+                if not live.auto_resume:
+                    raise SandboxPausedError(
+                        f"sandbox {sandbox_id} is paused: resume it first (or create it with auto_resume)"
+                    )
+                await self.resume(sandbox_id)
             return live
         record = await self.store.get_sandbox(sandbox_id)
         if record is None:
@@ -222,6 +243,73 @@ class SandboxManager:
             self.live.pop(sandbox_id, None)
             if live.watcher and live.watcher is not asyncio.current_task():
                 live.watcher.cancel()
+
+    # -- pause / resume ---------------------------------------------------------------------
+    def _alive(self, sandbox_id: str) -> LiveSandbox | None:
+        live = self.live.get(sandbox_id)
+        return live if live is not None and not live.stopping else None
+
+    async def pause(self, sandbox_id: str, timeout: int | None = None) -> tuple[SandboxRecord, Paused]:
+        """Freeze every process of the sandbox and push its memory out to swap.
+
+        Its lifetime stops; it is killed if not resumed within `timeout` seconds (at most the
+        operator's `max_paused_timeout`). Pausing a paused sandbox changes nothing.
+        """
+        limit = self.settings.max_paused_timeout
+        if timeout is not None and timeout > limit:
+            raise InvalidArgumentError(f"paused timeout {timeout} s is over the maximum of {limit} s")
+        live = self._alive(sandbox_id)
+        if live is None:
+            await self.require_live(sandbox_id)  # raises the right 404
+            raise AssertionError("unreachable")
+        async with live.pausing:
+            if live.paused is not None:
+                return live.record, live.paused
+            cgroup = live.running.cgroup
+            now = time.time()
+            remaining = max(live.record.end_at - now, 1.0)
+            before = cgroup.stats().memory_current
+            try:
+                if not await asyncio.to_thread(cgroup.freeze):
+                    raise CapacityError(f"sandbox {sandbox_id} could not be frozen in time; it keeps running")
+                await asyncio.to_thread(cgroup.release_memory, self.settings.paused_resident_bytes)
+                paused = Paused(now, remaining, before, cgroup.stats().memory_current)
+                end_at = now + (timeout or limit)
+                await self.store.set_state(sandbox_id, PAUSED, end_at)
+            except BaseException:
+                await asyncio.to_thread(self._unfreeze, live)
+                raise
+            live.paused = paused
+            live.record.state, live.record.end_at = PAUSED, end_at
+            self._schedule_end(live, end_at)
+            log.info("sandbox %s paused: %d -> %d bytes resident", sandbox_id, before, paused.memory_after)
+            return live.record, paused
+
+    async def resume(self, sandbox_id: str, timeout: int | None = None) -> SandboxRecord:
+        """Thaw a paused sandbox; it gets the lifetime it had left (or `timeout` seconds)."""
+        if timeout is not None and timeout > self.settings.max_timeout:
+            raise InvalidArgumentError(f"timeout {timeout} s is over the maximum of {self.settings.max_timeout} s")
+        live = self._alive(sandbox_id)
+        if live is None:
+            await self.require_live(sandbox_id)  # raises the right 404
+            raise AssertionError("unreachable")
+        async with live.pausing:
+            paused = live.paused
+            if paused is None:
+                return live.record
+            end_at = time.time() + (timeout or paused.remaining)
+            await self.store.set_state(sandbox_id, RUNNING, end_at)
+            await asyncio.to_thread(self._unfreeze, live)
+            live.paused = None
+            live.record.state, live.record.end_at = RUNNING, end_at
+            self._schedule_end(live, end_at)
+            return live.record
+
+    @staticmethod
+    def _unfreeze(live: LiveSandbox) -> None:
+        cgroup = live.running.cgroup
+        cgroup.restore_memory(live.record.memory_mb * MiB)
+        cgroup.thaw()
 
     async def set_timeout(self, sandbox_id: str, timeout: int) -> SandboxRecord:
         if timeout > self.settings.max_timeout:

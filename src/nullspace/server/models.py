@@ -41,6 +41,7 @@ class CreateSandbox(Strict):
     cpu: float | None = Field(None, gt=0, description="CPU cores (quota)")
     memory_mb: int | None = Field(None, ge=64)
     disk_mb: int | None = Field(None, ge=16)
+    auto_resume: bool = Field(False, description="a call to the paused sandbox resumes it instead of failing")
 
     _envs = field_validator("envs")(_check_envs)
 
@@ -58,6 +59,14 @@ class CreateSandbox(Strict):
 
 class SetTimeout(Strict):
     timeout: int = Field(..., ge=1)
+
+
+class Pause(Strict):
+    timeout: int | None = Field(None, ge=1, description="kill the sandbox if not resumed within this many seconds")
+
+
+class Resume(Strict):
+    timeout: int | None = Field(None, ge=1, description="lifetime after resuming (default: what it had left)")
 
 
 class SandboxInfo(BaseModel):
@@ -85,6 +94,11 @@ class SandboxInfo(BaseModel):
             end_reason=rec.end_reason, metadata=rec.metadata, env_keys=rec.env_keys,
             cpu=rec.cpu, memory_mb=rec.memory_mb, disk_mb=rec.disk_mb,
         )
+
+
+class PauseInfo(SandboxInfo):
+    memory_before_bytes: int = Field(description="memory the sandbox held (RAM) before the pause")
+    memory_after_bytes: int = Field(description="memory still resident once paused (the rest is in swap)")
 
 
 class Execute(Strict):

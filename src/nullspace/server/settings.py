@@ -35,6 +35,8 @@ class Settings:
     max_memory_mb: int = 16384
     max_cpu: float = float(os.cpu_count() or 1)
     max_timeout: int = 24 * 3600
+    max_paused_timeout: int = 7 * 24 * 3600   # a paused sandbox is killed after this (docs/pause.md)
+    paused_resident_bytes: int = 4 * MiB      # what pause tries to leave in RAM (the rest is swapped)
     max_sandboxes: int = 1000
     max_body_bytes: int = 16 * MiB
     agent_ready_timeout: float = 60.0

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 RUNNING = "running"
+PAUSED = "paused"
+ALIVE = (RUNNING, PAUSED)  # states whose sandbox still exists on this server
 
 
 @dataclass
@@ -116,15 +118,23 @@ class Store:
         await self._db.execute("UPDATE sandboxes SET end_at = ? WHERE id = ?", (end_at, sandbox_id))
         await self._db.commit()
 
+    async def set_state(self, sandbox_id: str, state: str, end_at: float) -> None:
+        """Move a sandbox between the alive states (running, paused) with its new end time."""
+        await self._db.execute(
+            "UPDATE sandboxes SET state = ?, end_at = ? WHERE id = ? AND state IN (?, ?)",
+            (state, end_at, sandbox_id, *ALIVE),
+        )
+        await self._db.commit()
+
     async def mark_ended(self, sandbox_id: str, state: str, reason: str) -> None:
         await self._db.execute(
-            "UPDATE sandboxes SET state = ?, end_reason = ?, ended_at = ? WHERE id = ? AND state = ?",
-            (state, reason, time.time(), sandbox_id, RUNNING),
+            "UPDATE sandboxes SET state = ?, end_reason = ?, ended_at = ? WHERE id = ? AND state IN (?, ?)",
+            (state, reason, time.time(), sandbox_id, *ALIVE),
         )
         await self._db.commit()
 
     async def mark_all_running_dead(self, reason: str) -> list[str]:
-        ids = [r.id for r in await self.list_sandboxes(RUNNING)]
+        ids = [r.id for state in ALIVE for r in await self.list_sandboxes(state)]
         for sandbox_id in ids:
             await self.mark_ended(sandbox_id, "dead", reason)
         return ids

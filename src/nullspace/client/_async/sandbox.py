@@ -24,7 +24,7 @@ from .._execution import (
     dispatch,
     execute_body,
 )
-from .._models import Context, EndOfExecution, Execution, SandboxInfo
+from .._models import Context, EndOfExecution, Execution, PauseInfo, SandboxInfo
 from .._packages import InstallResult, install_body
 from ._http import AsyncAPIClient
 from .artifacts import AsyncArtifact
@@ -99,6 +99,7 @@ class AsyncSandbox:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         *,
+        auto_resume: bool = False,
         api_url: str | None = None,
         api_key: str | None = None,
         request_timeout: float | None = None,
@@ -116,6 +117,8 @@ class AsyncSandbox:
             memory_mb: Memory limit in MiB (server default when None).
             disk_mb: Disk limit in MiB for everything written in the sandbox (server default
                 when None). Files live in memory and count against `memory_mb` too.
+            auto_resume: When paused (`pause`), any call resumes it instead of raising
+                `SandboxPausedError`.
             api_url: Server URL; default env `NULLSPACE_API_URL`, else the local unix socket
                 (a local server is started when none answers).
             api_key: API key for a TCP server; default env `NULLSPACE_API_KEY`.
@@ -133,6 +136,8 @@ class AsyncSandbox:
             TransportError: the server could not be reached or started.
         """
         body: dict[str, Any] = {"template": template, "timeout": timeout}
+        if auto_resume:
+            body["auto_resume"] = True
         optional = {
             "envs": envs,
             "metadata": metadata,
@@ -167,17 +172,19 @@ class AsyncSandbox:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> AsyncSandbox:
-        """Attach to a running sandbox by id (connection arguments as in `create`).
+        """Attach to a running sandbox by id (connection arguments as in `create`); a paused
+        sandbox is resumed.
 
         Raises:
             SandboxNotFoundError: no such sandbox, or it has ended.
         """
         api = cls._client(api_url, api_key, request_timeout, http_client, transport)
+        path = f"/v1/sandboxes/{quote(sandbox_id, safe='')}"
         try:
             await api.ensure_server()
-            info = SandboxInfo.from_dict(
-                await api.request("GET", f"/v1/sandboxes/{quote(sandbox_id, safe='')}")
-            )
+            info = SandboxInfo.from_dict(await api.request("GET", path))
+            if info.state == "paused":
+                info = SandboxInfo.from_dict(await api.request("POST", f"{path}/resume"))
             if info.state != "running":
                 reason = f" ({info.end_reason})" if info.end_reason else ""
                 raise SandboxNotFoundError(f"sandbox {sandbox_id} is {info.state}{reason}")
@@ -240,6 +247,27 @@ class AsyncSandbox:
         )
         if data:
             self._info = SandboxInfo.from_dict(data)
+
+    async def pause(self, timeout: int | None = None, request_timeout: float | None = None) -> PauseInfo:
+        """Freeze the sandbox: its processes stop, its memory goes to swap, its lifetime stops.
+
+        Everything (variables, files, background commands) is kept while the host runs. Calls
+        other than `get_info`, `kill` and `resume` raise `SandboxPausedError` until `resume`
+        (or any call, if created with `auto_resume`). docs/pause.md says what survives.
+
+        Args:
+            timeout: Kill it if not resumed within this many seconds (server maximum when None).
+        """
+        body = {} if timeout is None else {"timeout": timeout}
+        data = await self._api.request("POST", self._path("pause"), json=body, timeout=request_timeout)
+        self._info = SandboxInfo.from_dict(data)
+        return PauseInfo.from_dict(data)
+
+    async def resume(self, timeout: int | None = None, request_timeout: float | None = None) -> None:
+        """Thaw a paused sandbox. It gets back the lifetime it had left, or `timeout` seconds."""
+        body = {} if timeout is None else {"timeout": timeout}
+        data = await self._api.request("POST", self._path("resume"), json=body, timeout=request_timeout)
+        self._info = SandboxInfo.from_dict(data)
 
     async def kill(self, request_timeout: float | None = None) -> bool:
         """End the sandbox now.

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 
 from ..._exceptions import InvalidArgumentError
 from ..deps import Manager
-from ..models import CreateSandbox, ErrorBody, SandboxInfo, SetTimeout
+from ..models import CreateSandbox, ErrorBody, Pause, PauseInfo, Resume, SandboxInfo, SetTimeout
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 500, 503)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 500, 503)}
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERRORS)
 
 
@@ -45,3 +45,16 @@ async def kill_sandbox(sandbox_id: str, manager: Manager) -> Response:
 @router.post("/{sandbox_id}/timeout", response_model=SandboxInfo)
 async def set_timeout(sandbox_id: str, body: SetTimeout, manager: Manager) -> SandboxInfo:
     return SandboxInfo.of(await manager.set_timeout(sandbox_id, body.timeout))
+
+
+@router.post("/{sandbox_id}/pause", response_model=PauseInfo)
+async def pause_sandbox(sandbox_id: str, manager: Manager, body: Pause | None = None) -> PauseInfo:
+    """Freeze the sandbox and push its memory to swap; its lifetime stops (docs/pause.md)."""
+    record, paused = await manager.pause(sandbox_id, body.timeout if body else None)
+    return PauseInfo(**SandboxInfo.of(record).model_dump(), memory_before_bytes=paused.memory_before,
+                     memory_after_bytes=paused.memory_after)
+
+
+@router.post("/{sandbox_id}/resume", response_model=SandboxInfo)
+async def resume_sandbox(sandbox_id: str, manager: Manager, body: Resume | None = None) -> SandboxInfo:
+    return SandboxInfo.of(await manager.resume(sandbox_id, body.timeout if body else None))
