@@ -30,6 +30,8 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncSandbox\b", "Sandbox"),
     (r"\bAsyncCommandHandle\b", "CommandHandle"),
     (r"\bAsyncCommands\b", "Commands"),
+    (r"\bAsyncPtyHandle\b", "PtyHandle"),
+    (r"\bAsyncPty\b", "Pty"),
     (r"\bAsyncFiles\b", "Files"),
     (r"\bAsyncArtifact\b", "Artifact"),
     (r"\baiter_chunks\b", "iter_chunks"),

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .contexts import AgentError
-from .processes import SIGNALS, Commands, data_field
+from .processes import SIGNALS, Commands, data_field, terminal_size
 from .web import NDJSONFollow, json_body
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -42,7 +42,18 @@ async def start_command(request: Request) -> Response:
 
 
 async def list_commands(request: Request) -> Response:
-    return JSONResponse([c.info() for c in _registry(request).all.values() if c.running])
+    """The running commands; ``?all=1``: also those that ended and are still kept;
+    ``?pid=N`` or ``?tag=T``: the one command with that pid or tag (running first)."""
+    registry = _registry(request)
+    params = request.query_params
+    if "pid" in params or "tag" in params:
+        pid = params.get("pid")
+        if pid is not None and not (pid.isdigit() and len(pid) < 10):
+            raise AgentError(400, "invalid_argument", "pid must be a process id")
+        cmd = registry.find(int(pid) if pid is not None else None, params.get("tag"))
+        return JSONResponse([cmd.info()])
+    everything = params.get("all") in ("1", "true")
+    return JSONResponse([c.info() for c in registry.all.values() if everything or c.running])
 
 
 async def get_command(request: Request) -> Response:
@@ -52,7 +63,8 @@ async def get_command(request: Request) -> Response:
 async def command_events(request: Request) -> Response:
     registry = _registry(request)
     cmd = registry.get(request.path_params["command_id"])
-    return NDJSONFollow(cmd.follow(registry.config.keepalive_interval))
+    from_now = request.query_params.get("since") == "now"
+    return NDJSONFollow(cmd.follow(registry.config.keepalive_interval, from_now=from_now))
 
 
 async def command_stdin(request: Request) -> Response:
@@ -77,6 +89,12 @@ async def kill_command(request: Request) -> Response:
     return JSONResponse({"killed": cmd.kill(getattr(signal, name))})
 
 
+async def resize_command(request: Request) -> Response:
+    cmd = _registry(request).get(request.path_params["command_id"])
+    cmd.resize(*terminal_size(await json_body(request)))
+    return Response(status_code=204)
+
+
 routes = [
     Route("/commands", start_command, methods=["POST"]),
     Route("/commands", list_commands, methods=["GET"]),
@@ -84,4 +102,5 @@ routes = [
     Route("/commands/{command_id}/events", command_events, methods=["GET"]),
     Route("/commands/{command_id}/stdin", command_stdin, methods=["POST"]),
     Route("/commands/{command_id}/kill", kill_command, methods=["POST"]),
+    Route("/commands/{command_id}/resize", resize_command, methods=["POST"]),
 ]

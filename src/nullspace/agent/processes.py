@@ -13,6 +13,13 @@ background command can be re-attached to as often as wanted.
 
 Exit is noticed through a pidfd, not through the pipes: output that processes left behind keep
 writing after the command itself exited is collected for ``OUTPUT_GRACE`` seconds only.
+
+A command started with ``pty: {rows, cols}`` runs on a pseudo-terminal (it is the session
+leader and the terminal is its controlling tty): its output is one stream of raw bytes
+(``pty`` events, base64), stdin writes go to the terminal, and ``resize`` changes the window
+size (the kernel sends SIGWINCH). Terminal sessions are interactive and may print without end,
+so their output is a ring: the last ``max_output_bytes`` are kept for late readers, and a reader
+that falls behind skips to the oldest kept event instead of ending the session.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import binascii
 import codecs
 import collections
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
 import signal
+import struct
 import subprocess
+import termios
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -48,6 +58,8 @@ MAX_FINISHED = 32  # finished background commands kept for late readers
 STDIN_TIMEOUT = 30.0  # seconds a stdin write may wait for the process to read
 MARKER = "NULLSPACE_COMMAND_ID"
 SIGNALS = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"}
+MAX_PTY_SIDE = 1000  # rows and cols of a terminal
+MAX_TAG = 256
 
 
 def _now() -> str:
@@ -153,6 +165,9 @@ class Command:
         background: bool,
         timeout: float | None,
         max_output: int,
+        pty: tuple[int, int] | None = None,
+        tag: str | None = None,
+        envs: dict[str, str] | None = None,
     ) -> None:
         self.id = "cmd_" + secrets.token_hex(8)
         self.argv = argv
@@ -161,10 +176,16 @@ class Command:
         self.background = background
         self.timeout = timeout
         self.max_output = max_output
+        self.pty = pty  # (rows, cols) while on a terminal
+        self.tag = tag
+        self.envs = envs or {}
         self.started_at = _now()
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
-        self.events: list[Event] = []
+        self.master_fd: int | None = None
+        self.events: collections.deque[Event] = collections.deque()
+        self.base = 0  # index of events[0] among every event ever pushed (a PTY drops old ones)
+        self.sizes: collections.deque[int] = collections.deque()  # bytes charged per kept event
         self.used = 0
         self.truncated = False
         self.end: Event | None = None
@@ -177,10 +198,23 @@ class Command:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _push(self, event: Event) -> None:
+    def _push(self, event: Event, size: int = 0) -> None:
         self.events.append(event)
+        self.sizes.append(size)
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def terminal_output(self, data: bytes) -> None:
+        """Raw terminal bytes; the oldest events go once more than `max_output` is kept."""
+        if not data:
+            return
+        size = len(data) + EVENT_OVERHEAD
+        self.used += size
+        self._push({"type": "pty", "data": base64.b64encode(data).decode("ascii")}, size)
+        while self.used > self.max_output and len(self.events) > 1:
+            self.events.popleft()
+            self.used -= self.sizes.popleft()
+            self.base += 1
 
     def output(self, kind: str, text: str) -> None:
         if self.truncated or not text:
@@ -198,13 +232,30 @@ class Command:
             )
             self._push({"type": "stderr", "text": marker, "timestamp": _now()})
 
-    async def follow(self, keepalive: float) -> AsyncIterator[Event]:
-        """Every event from the start, then new ones as they come, until ``end``."""
-        index = 0
+    async def follow(self, keepalive: float, from_now: bool = False) -> AsyncIterator[Event]:
+        """Every event from the start (the oldest kept, for a terminal), then new ones as they
+        come, until ``end``; the ``start`` event always comes first. `from_now`: the ``start``
+        event, then only new ones (or the end of a command that already ended)."""
+        start = {"type": "start", "id": self.id, "pid": self.pid}
+        index = self.base
+        if from_now:
+            yield start
+            if self.end is not None:
+                yield self.end
+                return
+            index = self.base + len(self.events)
+        started = from_now
         while True:
-            while index < len(self.events):
-                event = self.events[index]
+            while index < self.base + len(self.events):
+                index = max(index, self.base)  # fell behind a terminal's ring: skip ahead
+                event = self.events[index - self.base]
                 index += 1
+                if event["type"] == "start":
+                    if started:
+                        continue
+                elif not started:
+                    yield start
+                started = True
                 yield event
                 if event["type"] == "end":
                     return
@@ -224,36 +275,87 @@ class Command:
             "id": self.id,
             "pid": self.pid,
             "cmd": self.display,
+            "argv": self.argv,
+            "envs": self.envs,
             "cwd": self.cwd,
             "background": self.background,
             "started_at": self.started_at,
             "running": self.running,
             "exit_code": end.get("exit_code"),
             "status": end.get("status", "running"),
+            "tag": self.tag,
+            "pty": {"rows": self.pty[0], "cols": self.pty[1]} if self.pty else None,
         }
 
     # -- process -------------------------------------------------------------------------------
 
-    def start(self, env: dict[str, str], stdin: bytes | None, oom_score_adj: int) -> None:
+    def start(
+        self, env: dict[str, str], stdin: bytes | None, oom_score_adj: int, stdin_open: bool | None = None
+    ) -> None:
+        """`stdin_open`: keep stdin open for later writes (default: for background commands or
+        when `stdin` data is given)."""
         env = {**env, MARKER: self.id}
-        keep_stdin = self.background or stdin is not None
-        self.proc = subprocess.Popen(  # noqa: S603 - running the user's command is the point
-            self.argv,
-            stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.cwd,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=make_preexec(oom_score_adj),  # noqa: PLW1509 - raw syscalls only
-        )
+        if self.pty is not None:
+            self._start_on_terminal(env, oom_score_adj)
+        else:
+            keep_stdin = (self.background or stdin is not None) if stdin_open is None else stdin_open
+            self.proc = subprocess.Popen(  # noqa: S603 - running the user's command is the point
+                self.argv,
+                stdin=subprocess.PIPE if keep_stdin or stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=make_preexec(oom_score_adj),  # noqa: PLW1509 - raw syscalls only
+            )
+            if self.proc.stdin is not None:
+                self.stdin_fd = self.proc.stdin.fileno()
+                os.set_blocking(self.stdin_fd, False)
         self.pid = self.proc.pid
-        if self.proc.stdin is not None:
-            self.stdin_fd = self.proc.stdin.fileno()
-            os.set_blocking(self.stdin_fd, False)
         self._push({"type": "start", "id": self.id, "pid": self.pid})
         self.task = asyncio.create_task(self._supervise(stdin), name=f"command-{self.id}")
+
+    def _start_on_terminal(self, env: dict[str, str], oom_score_adj: int) -> None:
+        assert self.pty is not None
+        master, slave = os.openpty()
+        try:
+            _set_window(slave, *self.pty)
+            os.set_blocking(master, False)
+            os.set_inheritable(master, False)
+            base = make_preexec(oom_score_adj)
+
+            def preexec() -> None:  # between fork and exec: raw syscalls only
+                base()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the terminal becomes the session's
+
+            self.proc = subprocess.Popen(  # noqa: S603 - running the user's command is the point
+                self.argv,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                cwd=self.cwd,
+                env={"TERM": "xterm-256color", **env},
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=preexec,  # noqa: PLW1509
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        self.master_fd = master
+        self.stdin_fd = os.dup(master)
+        os.set_blocking(self.stdin_fd, False)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.master_fd is None or self.pty is None:
+            raise AgentError(409, "conflict", f"{self.id} does not run on a terminal")
+        if self.end is None:
+            _set_window(self.master_fd, rows, cols)
+            self.pty = (rows, cols)
 
     def _watch_exit(self) -> asyncio.Future[int]:
         """A future for the exit status, from a pidfd (a thread where pidfds are missing)."""
@@ -294,14 +396,39 @@ class Command:
         finally:
             transport.close()
 
+    async def _pump_terminal(self) -> None:
+        """Read the terminal until every process closed it (EIO) or it was closed here."""
+        fd = self.master_fd
+        assert fd is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                chunk = os.read(fd, READ_BYTES)
+            except BlockingIOError:
+                readable = loop.create_future()
+                loop.add_reader(fd, lambda f=readable: f.done() or f.set_result(None))
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+                continue
+            except OSError:  # EIO: no process has the terminal open any more
+                return
+            if not chunk:
+                return
+            self.terminal_output(chunk)
+
     async def _supervise(self, stdin: bytes | None) -> None:
         proc = self.proc
         assert proc is not None
         exited = self._watch_exit()
-        pumps = [
-            asyncio.create_task(self._pump(proc.stdout, "stdout")),
-            asyncio.create_task(self._pump(proc.stderr, "stderr")),
-        ]
+        if self.master_fd is not None:
+            pumps = [asyncio.create_task(self._pump_terminal())]
+        else:
+            pumps = [
+                asyncio.create_task(self._pump(proc.stdout, "stdout")),
+                asyncio.create_task(self._pump(proc.stderr, "stderr")),
+            ]
         feeder = None
         if stdin:
             feeder = asyncio.create_task(self._feed(stdin, close=not self.background))
@@ -327,6 +454,9 @@ class Command:
             if feeder is not None:
                 feeder.cancel()
             self.close_stdin()
+            if self.master_fd is not None:
+                os.close(self.master_fd)
+                self.master_fd = None
         self._finish(code)
 
     def _finish(self, code: int) -> None:
@@ -397,11 +527,15 @@ class Command:
 
     def close_stdin(self) -> None:
         fd, self.stdin_fd = self.stdin_fd, None
-        if fd is not None and self.proc is not None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                asyncio.get_running_loop().remove_writer(fd)
-            with contextlib.suppress(OSError):
+        if fd is None or self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            asyncio.get_running_loop().remove_writer(fd)
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
                 self.proc.stdin.close()
+            else:
+                os.close(fd)  # a terminal's write end (a dup of its master)
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -429,12 +563,23 @@ class Commands:
         if not os.path.isdir(cwd):
             raise AgentError(400, "invalid_argument", f"cwd {cwd!r} does not exist in the sandbox")
         env = kernel_env()
-        env.update(validate_envs(body.get("envs")))
         timeout = body.get("timeout")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
         ):
             raise AgentError(400, "invalid_argument", "timeout must be a positive number of seconds")
+        envs = validate_envs(body.get("envs"))
+        env.update(envs)
+        stdin_open = body.get("stdin_open")
+        if stdin_open is not None and not isinstance(stdin_open, bool):
+            raise AgentError(400, "invalid_argument", "stdin_open must be a boolean")
+        tag = body.get("tag")
+        if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG):
+            raise AgentError(400, "invalid_argument", f"tag must be a string of at most {MAX_TAG} characters")
+        pty = terminal_size(body["pty"]) if body.get("pty") is not None else None
+        stdin = _stdin(body)
+        if pty is not None and stdin is not None:
+            raise AgentError(400, "invalid_argument", "a terminal command takes its input later, not as stdin")
         cmd = Command(
             argv,
             display,
@@ -442,9 +587,12 @@ class Commands:
             background=bool(body.get("background")),
             timeout=timeout,
             max_output=self.config.max_output_bytes,
+            pty=pty,
+            tag=tag,
+            envs=envs,
         )
         try:
-            cmd.start(env, _stdin(body), self.config.oom_score_adj)
+            cmd.start(env, stdin, self.config.oom_score_adj, stdin_open)
         except OSError as exc:
             raise AgentError(
                 400, "invalid_argument", f"cannot start {argv[0]!r}: {exc.strerror or exc}"
@@ -463,6 +611,30 @@ class Commands:
     def forget(self, cmd: Command) -> None:
         if not cmd.background:
             self.all.pop(cmd.id, None)
+
+    def find(self, pid: int | None = None, tag: str | None = None) -> Command:
+        """The command with that pid (or tag): the running one, else the latest that ended."""
+        found = [c for c in self.all.values() if (pid is not None and c.pid == pid) or (tag is not None and c.tag == tag)]
+        if not found:
+            what = f"pid {pid}" if pid is not None else f"tag {tag!r}"
+            raise AgentError(404, "not_found", f"no process with {what} (or it ended long ago)")
+        running = [c for c in found if c.running]
+        return (running or found)[-1]
+
+
+def terminal_size(value: Any) -> tuple[int, int]:
+    """(rows, cols) from ``{"rows", "cols"}``."""
+    if not isinstance(value, dict):
+        raise AgentError(400, "invalid_argument", "pty must be an object {rows, cols}")
+    rows, cols = value.get("rows"), value.get("cols")
+    for name, n in (("rows", rows), ("cols", cols)):
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PTY_SIDE:
+            raise AgentError(400, "invalid_argument", f"pty.{name} must be an integer in 1..{MAX_PTY_SIDE}")
+    return rows, cols
+
+
+def _set_window(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def _argv(cmd: Any) -> tuple[list[str], str]:

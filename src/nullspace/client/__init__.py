@@ -7,6 +7,7 @@ from ._artifacts import ArtifactInfo
 from ._async import AsyncSandbox
 from ._async.artifacts import AsyncArtifact
 from ._async.commands import AsyncCommandHandle
+from ._async.pty import AsyncPtyHandle
 from ._commands import CommandInfo, CommandResult
 from ._execution import StreamEvent
 from ._files import EntryInfo, WriteEntry, WriteInfo
@@ -25,12 +26,14 @@ from ._packages import InstalledPackage, InstallResult
 from ._sync import Sandbox
 from ._sync.artifacts import Artifact
 from ._sync.commands import CommandHandle
+from ._sync.pty import PtyHandle
 
 __all__ = [
     "Artifact",
     "ArtifactInfo",
     "AsyncArtifact",
     "AsyncCommandHandle",
+    "AsyncPtyHandle",
     "AsyncSandbox",
     "CommandHandle",
     "CommandInfo",
@@ -45,6 +48,7 @@ __all__ = [
     "Logs",
     "OutputMessage",
     "PauseInfo",
+    "PtyHandle",
     "Result",
     "Sandbox",
     "SandboxInfo",

@@ -70,6 +70,7 @@ class CommandInfo:
         running: False once it ended.
         exit_code: Its exit code once it ended.
         status: "running", "exited", "killed" or "timeout".
+        pty: (rows, cols) of its terminal, for a command on a pseudo-terminal (`sandbox.pty`).
     """
 
     id: str
@@ -81,6 +82,7 @@ class CommandInfo:
     running: bool = True
     exit_code: int | None = None
     status: str = "running"
+    pty: tuple[int, int] | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> CommandInfo:
@@ -97,7 +99,14 @@ class CommandInfo:
             running=bool(data.get("running")),
             exit_code=data.get("exit_code"),
             status=str(data.get("status") or "running"),
+            pty=_size(data.get("pty")),
         )
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, dict) and isinstance(value.get("rows"), int) and isinstance(value.get("cols"), int):
+        return value["rows"], value["cols"]
+    return None
 
 
 def _data(data: str | bytes, text_key: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ from ._http import AsyncAPIClient
 from .artifacts import AsyncArtifact
 from .commands import AsyncCommands
 from .files import AsyncFiles
+from .pty import AsyncPty
 
 
 class AsyncSandbox:
@@ -49,6 +50,7 @@ class AsyncSandbox:
         self._api = api
         self.commands = AsyncCommands(api, self._path())  # processes: run, background, kill
         self.files = AsyncFiles(api, self._path())  # read, write (verified), list, remove...
+        self.pty = AsyncPty(api, self.commands)  # interactive programs on a terminal
 
     @property
     def sandbox_id(self) -> str:

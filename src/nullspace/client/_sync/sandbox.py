@@ -32,6 +32,7 @@ from ._http import APIClient
 from .artifacts import Artifact
 from .commands import Commands
 from .files import Files
+from .pty import Pty
 
 
 class Sandbox:
@@ -51,6 +52,7 @@ class Sandbox:
         self._api = api
         self.commands = Commands(api, self._path())  # processes: run, background, kill
         self.files = Files(api, self._path())  # read, write (verified), list, remove...
+        self.pty = Pty(api, self.commands)  # interactive programs on a terminal
 
     @property
     def sandbox_id(self) -> str:

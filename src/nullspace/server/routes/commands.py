@@ -25,9 +25,15 @@ from ..models import ErrorBody, Strict, _check_envs
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 500)}
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}/commands", tags=["commands"], responses=ERRORS)
 COMMAND_ID = re.compile(r"^cmd_[0-9a-f]{1,64}$")
+BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 STATUSES = {"exited", "killed", "timeout"}
 MAX_ERROR = 2000
 STREAM = {200: {"content": {ndjson.MEDIA_TYPE: {}}, "description": "NDJSON event stream (docs/api.md)"}}
+
+
+class PtySize(Strict):
+    rows: int = Field(..., ge=1, le=1000)
+    cols: int = Field(..., ge=1, le=1000)
 
 
 class RunCommand(Strict):
@@ -38,6 +44,11 @@ class RunCommand(Strict):
     stdin: str | None = Field(None, max_length=8 << 20, description="text written to stdin")
     stdin_base64: str | None = Field(None, max_length=12 << 20)
     background: bool = False
+    pty: PtySize | None = Field(
+        None,
+        description="run on a pseudo-terminal of this size: output is one raw byte stream "
+        "(`pty` events, base64), stdin writes go to the terminal, `/resize` changes its size",
+    )
 
     _envs = field_validator("envs")(_check_envs)
 
@@ -72,6 +83,7 @@ class CommandInfo(BaseModel):
     running: bool
     exit_code: int | None = None
     status: Literal["running", "exited", "killed", "timeout"]
+    pty: PtySize | None = Field(None, description="the terminal's size, for a command on a pseudo-terminal")
 
 
 class KillResult(BaseModel):
@@ -95,6 +107,8 @@ def clean(event: Any) -> dict[str, Any] | None:
             "status": event.get("status") if event.get("status") in STATUSES else "exited",
             "error": error[:MAX_ERROR] if isinstance(error, str) else None,
         }
+    if kind == "pty" and isinstance(event.get("data"), str) and BASE64.match(event["data"]):
+        return {"type": "pty", "data": event["data"]}
     if kind == "keepalive":
         return {"type": "keepalive"}
     return None
@@ -167,6 +181,8 @@ async def run_command(sandbox_id: str, body: RunCommand, manager: Manager) -> Re
     the stream kills the command. Background: `201` with its info at once."""
     if body.stdin is not None and body.stdin_base64 is not None:
         raise InvalidArgumentError("give stdin or stdin_base64, not both")
+    if body.pty is not None and (body.stdin is not None or body.stdin_base64 is not None):
+        raise InvalidArgumentError("a terminal command takes its input later (POST .../stdin), not as stdin")
     live = await manager.require_live(sandbox_id)
     payload = body.model_dump(exclude_none=True)
     if body.background:
@@ -214,3 +230,10 @@ async def kill_command(sandbox_id: str, command_id: str, manager: Manager, body:
     return KillResult.model_validate(
         await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/kill", payload)
     )
+
+
+@router.post("/{command_id}/resize", status_code=204)
+async def resize_command(sandbox_id: str, command_id: str, body: PtySize, manager: Manager) -> Response:
+    """Change the size of a command's terminal (it gets SIGWINCH). `409` if it has none."""
+    await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/resize", body.model_dump())
+    return Response(status_code=204)
