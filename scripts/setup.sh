@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# When a step fails, say what on this host is missing and how to fix it.
+on_failure() {
+  if [ -x .venv/bin/nullspace ]; then
+    echo "setup.sh failed; checking the host (nullspace doctor):" >&2
+    .venv/bin/nullspace doctor --no-server >&2 || true
+  fi
+}
+trap on_failure ERR
+
 if [ "$(id -u)" != 0 ]; then
   echo "setup.sh: run as root (the server creates cgroups, mounts and per-sandbox users)" >&2
   exit 1
@@ -31,7 +40,8 @@ stamp=.venv/.nullspace-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing nullspace and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[all]' \
-    pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client
+    pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client \
+    pexpect==4.9.0
   touch "$stamp"
 fi
 # The official E2B SDKs, at the versions tests/e2b is tested with (the E2B door, docs/e2b.md)
@@ -58,6 +68,12 @@ if [ "$swap_mb" != 0 ] && [ "$(tail -n +2 /proc/swaps | wc -l)" = 0 ]; then
       && chmod 600 "$swapfile" && mkswap -q "$swapfile" >/dev/null
   fi
   swapon "$swapfile" 2>/dev/null || echo "warning: swapon $swapfile failed: paused sandboxes keep their memory in RAM" >&2
+fi
+
+# `nullspace` on PATH (sudo's secure_path has /usr/local/bin), unless another install owns it
+link=/usr/local/bin/nullspace
+if [ ! -e "$link" ] || { [ -L "$link" ] && [ ! -e "$(readlink -f "$link")" ]; }; then
+  ln -sfn "$PWD/.venv/bin/nullspace" "$link"
 fi
 
 echo "==> template code-interpreter"

@@ -41,8 +41,10 @@ from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .client import (
+        APIClient,
         Artifact,
         ArtifactInfo,
+        AsyncAPIClient,
         AsyncArtifact,
         AsyncCommandHandle,
         AsyncPtyHandle,
@@ -69,9 +71,11 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "APIClient",
     "APIError",
     "Artifact",
     "ArtifactInfo",
+    "AsyncAPIClient",
     "AsyncArtifact",
     "AsyncCommandHandle",
     "AsyncPtyHandle",
@@ -120,8 +124,10 @@ __all__ = [
 
 _CLIENT_NAMES = frozenset(
     {
+        "APIClient",
         "Artifact",
         "ArtifactInfo",
+        "AsyncAPIClient",
         "AsyncArtifact",
         "AsyncCommandHandle",
         "AsyncPtyHandle",

@@ -10,9 +10,11 @@ import nullspace
 from nullspace import _exceptions
 
 EXPECTED = [
+    "APIClient",
     "APIError",
     "Artifact",
     "ArtifactInfo",
+    "AsyncAPIClient",
     "AsyncArtifact",
     "AsyncCommandHandle",
     "AsyncPtyHandle",

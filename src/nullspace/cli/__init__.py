@@ -8,14 +8,22 @@ except ImportError as exc:  # pragma: no cover - the SDK alone does not need the
     raise SystemExit("the nullspace CLI needs its extras: pip install 'nullspace[cli,server]'") from exc
 
 from ..mcp.cli import mcp
-from . import keys, sandbox, serve, template
+from . import doctor, keys, sandbox, serve, template
 
-app = typer.Typer(help="nullspace: self-hosted sandboxes for untrusted code.", no_args_is_help=True)
+app = typer.Typer(
+    help="nullspace: self-hosted sandboxes for untrusted code. Start with `nullspace doctor`.",
+    no_args_is_help=True,
+)
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
+app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(template.app, name="template")
 app.add_typer(keys.app, name="keys")
-app.add_typer(sandbox.app, name="sandbox")
 app.command("mcp")(mcp)
+
+# One verb across groups: `list`, with `ls` as a hidden alias everywhere.
+for group in (template, keys):
+    group.app.command("ls", help="Alias of list.", hidden=True)(group.list_)
 
 
 def main() -> None:

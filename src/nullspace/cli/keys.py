@@ -31,6 +31,7 @@ def create(name: str, data_dir: DataDir = None) -> None:
 
 @app.command("list")
 def list_(data_dir: DataDir = None) -> None:
+    """List API keys (ids and names; keys themselves are never stored)."""
     table = Table("id", "name", "created")
     import datetime as dt
 
@@ -41,6 +42,7 @@ def list_(data_dir: DataDir = None) -> None:
 
 @app.command()
 def delete(key_id: str, data_dir: DataDir = None) -> None:
+    """Delete a key: requests with it are refused at once."""
     if not delete_api_key(_db(data_dir), key_id):
         console.print(f"[red]no key {key_id}[/]")
         raise typer.Exit(1)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def serve(
@@ -19,13 +24,25 @@ def serve(
         list[str] | None,
         typer.Option(help="Warm pool size per template, TEMPLATE=N (repeatable; default code-interpreter=2)"),
     ] = None,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(envvar="NULLSPACE_LOG_FORMAT", help="text (readable) or json (one object per line)"),
+    ] = LogFormat.text,
+    log_level: Annotated[
+        str, typer.Option(envvar="NULLSPACE_LOG_LEVEL", help="debug, info, warning or error")
+    ] = "info",
 ) -> None:
-    """Run the server (as root: it creates cgroups, mounts and per-sandbox users)."""
+    """Run the server (as root: it creates cgroups, mounts and per-sandbox users).
+
+    Logs go to stderr; lines about a sandbox carry its id (docs/operations.md).
+    """
+    from ..server import logs
     from ..server.serve import serve as run
     from ..server.settings import DEFAULT_POOL_SIZES, Settings, default_data_dir
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent call is noise
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(f"--log-level takes debug, info, warning or error, not {log_level!r}")
+    logs.configure(log_format.value, log_level)
     sizes = dict(DEFAULT_POOL_SIZES)
     for item in pool or []:
         name, _, size = item.partition("=")

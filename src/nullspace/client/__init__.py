@@ -5,6 +5,7 @@ Import from the top-level package (`from nullspace import Sandbox`); the modules
 
 from ._artifacts import ArtifactInfo
 from ._async import AsyncSandbox
+from ._async._http import AsyncAPIClient
 from ._async.artifacts import AsyncArtifact
 from ._async.commands import AsyncCommandHandle
 from ._async.pty import AsyncPtyHandle
@@ -24,13 +25,16 @@ from ._models import (
 )
 from ._packages import InstalledPackage, InstallResult
 from ._sync import Sandbox
+from ._sync._http import APIClient
 from ._sync.artifacts import Artifact
 from ._sync.commands import CommandHandle
 from ._sync.pty import PtyHandle
 
 __all__ = [
+    "APIClient",
     "Artifact",
     "ArtifactInfo",
+    "AsyncAPIClient",
     "AsyncArtifact",
     "AsyncCommandHandle",
     "AsyncPtyHandle",

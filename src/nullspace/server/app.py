@@ -16,7 +16,9 @@ from ..runtime.local import LocalRuntime
 from ..runtime.reaper import Reaper
 from . import errors
 from .lifecycle import SandboxManager
-from .routes import code, commands, files, packages, pools, sandboxes, templates
+from .logs import SandboxLogs, SandboxRequests
+from .metrics import Metrics, RequestMetrics
+from .routes import code, commands, files, ops, packages, pools, sandboxes, templates
 from .settings import Settings
 from .store import Store
 from .template_resolver import TemplateResolver
@@ -36,13 +38,18 @@ def _mount_mcp(app: FastAPI) -> Callable[[], AbstractAsyncContextManager[None]]:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+    sandbox_logs = SandboxLogs()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reaper = Reaper()
         reaper.start()
         runtime = LocalRuntime(settings.data_dir, open_driver(settings.cgroup_root), reaper, seccomp.sandbox_filters(), AGENT_PACKAGE)
         store = await Store.open(settings.db_path)
-        manager = SandboxManager(settings, store, runtime, TemplateResolver(settings.data_dir, reaper))
+        manager = SandboxManager(settings, store, runtime, TemplateResolver(settings.data_dir, reaper), metrics)
+        metrics.watch(manager)
+        sandbox_logs.attach()
         await manager.startup()
         app.state.manager = manager
         app.state.store = store
@@ -53,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
             await manager.shutdown()
             await store.close()
             runtime.cgroups.remove_root()  # empty once every sandbox is gone; a no-op otherwise
+            sandbox_logs.detach()
 
     app = FastAPI(
         title="nullspace",
@@ -60,6 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
         description="Self-hosted sandboxes for untrusted code. Errors are JSON `{code, message}`.",
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
+    app.state.sandbox_logs = sandbox_logs
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SandboxRequests)
     errors.install(app)
     app.include_router(sandboxes.router)
     app.include_router(code.router)
@@ -68,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(files.router)
     app.include_router(packages.router)
     app.include_router(templates.router)
+    app.include_router(ops.router)
     mcp_sessions = _mount_mcp(app)
 
     @app.get("/v1/health", tags=["health"])

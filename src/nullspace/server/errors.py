@@ -32,7 +32,9 @@ def _describe(exc: RequestValidationError) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        if exc.code == "disk_full" and (metrics := getattr(request.app.state, "metrics", None)):
+            metrics.limit_hit("disk")
         return error_response(exc.status_code, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,8 @@ from ..runtime.cgroups import LimitEvents, Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
 from ..templates import TemplateImage
 from .agent_client import AgentClient, AgentError
+from .logs import bind_sandbox
+from .metrics import Metrics, observe_create, observe_run
 from .models import CreateSandbox
 from .pool import WarmPool
 from .settings import MiB, Settings
@@ -58,8 +60,12 @@ class LiveSandbox:
 
 
 class SandboxManager:
-    def __init__(self, settings: Settings, store: Store, runtime: LocalRuntime, templates: TemplateResolver) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, runtime: LocalRuntime, templates: TemplateResolver,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.store = store
         self.runtime = runtime
         self.templates = templates
@@ -86,6 +92,7 @@ class SandboxManager:
         )
 
     # -- create / find / kill -------------------------------------------------------------
+    @observe_create
     async def create(self, req: CreateSandbox) -> SandboxRecord:
         s, d = self.settings, self.settings.defaults
         timeout = req.timeout or d.timeout
@@ -140,6 +147,7 @@ class SandboxManager:
         kernel start side by side (~200 ms of CPU each, measured): under a 1-core quota they
         queue behind each other. No user code has run before `limits` apply.
         """
+        bind_sandbox(sid)  # log lines from here on (and of tasks started here) name it
         start_limits = limits if boot_cpu is None or boot_cpu <= limits.cpu else replace(limits, cpu=boot_cpu)
         request = SandboxRequest(
             sandbox_id=sid, rootfs=image.rootfs, layers=image.layers, host_uid=uid, limits=start_limits,
@@ -236,7 +244,9 @@ class SandboxManager:
         live.stopping = True
         if live.timer:
             live.timer.cancel()
-        await self.store.mark_ended(sandbox_id, state, reason or f"sandbox {sandbox_id} was killed")
+        reason = reason or f"sandbox {sandbox_id} was killed"
+        await self.store.mark_ended(sandbox_id, state, reason)
+        self.metrics.sandbox_ended(sandbox_id, live.record.template, state, reason)
         try:
             await self.discard(live.running, live.agent, live.record.host_uid)
         finally:
@@ -346,6 +356,7 @@ class SandboxManager:
             await self._end_quietly(live.record.id, "dead", f"the sandbox's agent exited unexpectedly (code {code})")
 
     # -- code -----------------------------------------------------------------------------
+    @observe_run
     async def execute(self, sandbox_id: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Events of one run, with the trusted side's knowledge of limits added."""
         live = await self.require_live(sandbox_id)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..runtime.cgroups import Limits
 from ..runtime.local import RunningSandbox
 from .agent_client import AgentClient
+from .logs import bind_sandbox
 from .settings import MiB
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class WarmPool:
                 asyncio.ensure_future(self.manager.discard(warm.running, warm.agent, warm.uid))
         if found:
             self._claimed_at = asyncio.get_running_loop().time()
+            bind_sandbox(found.sid)
+        self.manager.metrics.pool_claimed(template, hit=found is not None, pooled=template in self.sizes)
         if template in self.sizes:
             if found:
                 self.claimed[template] += 1

@@ -36,7 +36,7 @@ async def serve(settings: Settings) -> None:
     listener = _unix_listener(settings.unix_socket)
     pid_file = settings.data_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
-    servers = [(uvicorn.Server(uvicorn.Config(local_app, lifespan="on", log_level="info", timeout_keep_alive=60)), [listener])]
+    servers = [(uvicorn.Server(uvicorn.Config(local_app, lifespan="on", log_config=None, timeout_keep_alive=60)), [listener])]
     if settings.host:
         async def check(key: str) -> bool:
             return await app.state.store.key_exists(key)
@@ -48,7 +48,7 @@ async def serve(settings: Settings) -> None:
         tcp_app = E2BDoor(BodyLimit(ApiKeyAuth(app, check), settings.max_body_bytes), app,
                           max_body_bytes=settings.max_body_bytes, authenticate=principal)
         config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
-                                log_level="info", timeout_keep_alive=60)
+                                log_config=None, timeout_keep_alive=60)
         servers.append((uvicorn.Server(config), None))
     main = asyncio.create_task(servers[0][0].serve(sockets=servers[0][1]))
     while not servers[0][0].started and not main.done():

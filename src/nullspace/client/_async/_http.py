@@ -19,6 +19,12 @@ from .._local import Sleep, asleep, start_flow
 class AsyncAPIClient:
     """Thin wrapper over an `httpx.AsyncClient` that speaks the nullspace HTTP API.
 
+    Public for the endpoints `AsyncSandbox` does not wrap (warm pools, a sandbox's logs,
+    metrics)::
+
+        async with AsyncAPIClient.from_env() as api:
+            pools = await api.request("GET", "/v1/pools")
+
     Args:
         config: Where to connect.
         http_client: A ready client to use instead of building one (not closed by `aclose`).
@@ -45,6 +51,21 @@ class AsyncAPIClient:
                 transport=transport,
             )
         self._client = http_client
+
+    @classmethod
+    def from_env(
+        cls, api_url: str | None = None, api_key: str | None = None, request_timeout: float | None = None
+    ) -> AsyncAPIClient:
+        """A client for `api_url` (else env `NULLSPACE_API_URL`, else the local unix socket),
+        resolved as `AsyncSandbox.create` does. Call `ensure_server()` to start the local server
+        when none answers; `request` alone never starts one."""
+        return cls(ConnectionConfig.resolve(api_url, api_key, request_timeout))
+
+    async def __aenter__(self) -> AsyncAPIClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client, if this object created it."""

@@ -21,6 +21,12 @@ from .._local import Sleep, sleep, start_flow
 class APIClient:
     """Thin wrapper over an `httpx.Client` that speaks the nullspace HTTP API.
 
+    Public for the endpoints `Sandbox` does not wrap (warm pools, a sandbox's logs,
+    metrics)::
+
+        with APIClient.from_env() as api:
+            pools = api.request("GET", "/v1/pools")
+
     Args:
         config: Where to connect.
         http_client: A ready client to use instead of building one (not closed by `close`).
@@ -47,6 +53,21 @@ class APIClient:
                 transport=transport,
             )
         self._client = http_client
+
+    @classmethod
+    def from_env(
+        cls, api_url: str | None = None, api_key: str | None = None, request_timeout: float | None = None
+    ) -> APIClient:
+        """A client for `api_url` (else env `NULLSPACE_API_URL`, else the local unix socket),
+        resolved as `Sandbox.create` does. Call `ensure_server()` to start the local server
+        when none answers; `request` alone never starts one."""
+        return cls(ConnectionConfig.resolve(api_url, api_key, request_timeout))
+
+    def __enter__(self) -> APIClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close the HTTP client, if this object created it."""

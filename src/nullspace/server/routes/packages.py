@@ -53,5 +53,6 @@ async def install_packages(
     not exist, does not resolve, or failed to install; the message is pip's or npm's).
     """
     live = await manager.require_live(sandbox_id)
-    outcome = await get_installer(request).install(live, body.packages, body.language, body.timeout)
+    with manager.metrics.installing(body.language):
+        outcome = await get_installer(request).install(live, body.packages, body.language, body.timeout)
     return InstallResult(installed=[InstalledPackage(**item) for item in outcome.installed], log=outcome.log)

@@ -1,0 +1,54 @@
+"""GET /metrics (Prometheus text format) and GET /v1/sandboxes/{id}/logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from ..._exceptions import AuthenticationError
+from ..deps import Manager
+from ..models import ErrorBody
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (docs/operations.md): the unix socket and admin keys only."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None and not principal.is_admin:
+        raise AuthenticationError("/metrics needs an admin key (or the server's unix socket)")
+    body, content_type = request.app.state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+class LogLine(BaseModel):
+    ts: float
+    level: str
+    logger: str
+    message: str
+
+
+class SandboxLogs(BaseModel):
+    server: list[LogLine]
+    output: str | None
+
+
+@router.get(
+    "/v1/sandboxes/{sandbox_id}/logs", response_model=SandboxLogs,
+    responses={code: {"model": ErrorBody} for code in (401, 404)},
+)
+async def sandbox_logs(sandbox_id: str, manager: Manager, request: Request) -> Any:
+    """The server's log lines about this sandbox (kept in memory, the last 200) and, while it
+    runs, the tail of its agent's own stdout/stderr (`output`; null once it ended).
+
+    `output` is written by the sandbox: treat it as untrusted text.
+    """
+    await manager.get(sandbox_id)  # 404 for an id this caller may not see
+    live = manager.live.get(sandbox_id)
+    return SandboxLogs(
+        server=[LogLine(**line) for line in request.app.state.sandbox_logs.lines(sandbox_id)],
+        output=live.running.output_tail() if live is not None else None,
+    )

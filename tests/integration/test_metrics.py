@@ -1,0 +1,84 @@
+"""GET /metrics after real activity, parsed with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from nullspace import InvalidArgumentError, Sandbox
+
+
+def _scrape(server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # noqa: ANN001
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)), base_url="http://n") as c:
+        response = c.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:  # noqa: ANN001
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _sum(samples: dict, name: str, **labels: str) -> float:  # noqa: ANN001
+    want = set(labels.items())
+    return sum(v for (n, lbl), v in samples.items() if n == name and want <= set(lbl))
+
+
+def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
+    before = _scrape(server)
+    with Sandbox.create(timeout=120, metadata={"test": "metrics"}) as sandbox:
+        during = _scrape(server)
+        assert _value(during, "nullspace_sandboxes", template="code-interpreter", state="running") >= 1
+        assert sandbox.run_code("1 + 1").text == "2"
+        assert sandbox.run_code("1 / 0").error.name == "ZeroDivisionError"
+        died = sandbox.run_code("import os; os._exit(1)").error
+        assert died is not None and died.name == "KernelDied"
+        with pytest.raises(InvalidArgumentError):
+            sandbox.install_packages(["not a requirement!"])
+        sid = sandbox.sandbox_id
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)), base_url="http://n") as c:
+        assert c.get("/v1/sandboxes/sb_0000000000000000").status_code == 404
+        assert c.get("/no/such/route/" + sid).status_code == 404
+    after = _scrape(server)
+
+    def moved(name: str, by: float = 1, **labels: str) -> None:
+        delta = _sum(after, name, **labels) - _sum(before, name, **labels)
+        assert delta >= by, f"{name}{labels} moved by {delta}"
+
+    moved("nullspace_sandbox_creates_total", template="code-interpreter")
+    moved("nullspace_sandbox_create_seconds_count", template="code-interpreter")
+    moved("nullspace_sandboxes_ended_total", template="code-interpreter", state="killed")
+    moved("nullspace_runs_total", outcome="ok")
+    moved("nullspace_runs_total", outcome="error")
+    moved("nullspace_runs_total", outcome="kernel_died")
+    moved("nullspace_run_seconds_count", by=3)
+    moved("nullspace_kernel_deaths_total", kind="crashed")
+    moved("nullspace_package_installs_total", language="python", outcome="invalid_argument")
+    route = "/v1/sandboxes/{sandbox_id}/execute"
+    moved("nullspace_http_requests_total", by=3, method="POST", route=route, status="200")
+    moved("nullspace_http_request_seconds_count", by=3, method="POST", route=route)
+    moved("nullspace_http_requests_total", method="GET", route="/v1/sandboxes/{sandbox_id}", status="404")
+    moved("nullspace_http_requests_total", method="GET", route="unmatched", status="404")
+    warm = _sum(after, "nullspace_pool_claims_total") - _sum(before, "nullspace_pool_claims_total")
+    cold = _sum(after, "nullspace_pool_misses_total") - _sum(before, "nullspace_pool_misses_total")
+    assert warm + cold >= 1  # the create asked the pool either way
+    assert _value(after, "nullspace_pool_target", template="code-interpreter") >= 1
+    # raw paths (with ids) never become labels
+    assert not any(sid in value for (_, labels) in after for _, value in labels)
+    assert _value(after, "nullspace_sandboxes", template="code-interpreter", state="running") == 0
+
+
+def test_metrics_need_a_key_over_tcp(server) -> None:  # noqa: ANN001
+    assert httpx.get(f"{server.tcp_url}/metrics").status_code == 401
+    answer = httpx.get(f"{server.tcp_url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
+    assert answer.status_code in (200, 401)  # 401 when the test key is a tenant's, not an admin's
+    if answer.status_code == 401:
+        assert "admin" in answer.json()["message"]
+    else:
+        assert "nullspace_http_requests_total" in answer.text

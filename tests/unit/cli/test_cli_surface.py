@@ -1,0 +1,55 @@
+"""The CLI's surface: help on every command, one verb (`list`, alias `ls`) in every group, safe output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import typer.main
+
+from nullspace.cli import app
+from nullspace.cli._output import ago, safe, size
+
+
+def _commands(group, prefix: str = "") -> dict:  # noqa: ANN001 - typer's own click types
+    found = {}
+    for name, command in group.commands.items():
+        found[prefix + name] = command
+        if hasattr(command, "commands"):
+            found.update(_commands(command, prefix + name + " "))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+def test_every_command_has_help() -> None:
+    missing = [name for name, command in COMMANDS.items() if not (command.help or command.short_help)]
+    assert not missing, f"commands without help: {missing}"
+
+
+def test_every_group_lists_with_list_and_ls() -> None:
+    for group in ("sandbox", "template", "keys", "sandbox files"):
+        assert f"{group} list" in COMMANDS, group
+        assert f"{group} ls" in COMMANDS and COMMANDS[f"{group} ls"].hidden, group
+    assert "doctor" in COMMANDS and "serve" in COMMANDS
+
+
+def test_human_times() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert ago(now - timedelta(seconds=5), now) == "5 s ago"
+    assert ago(now + timedelta(minutes=4, seconds=10), now) == "in 4 min"
+    assert ago(now - timedelta(hours=2, minutes=5), now) == "2 h 5 min ago"
+    assert ago(now - timedelta(days=3, hours=1), now) == "3 d 1 h ago"
+    assert ago(None, now) == "–"
+
+
+def test_sizes() -> None:
+    assert size(12) == "12 B"
+    assert size(3 << 20) == "3.0 MiB"
+
+
+def test_text_from_a_sandbox_cannot_drive_the_terminal() -> None:
+    hostile = "ok\x1b]0;pwned\x07\x1b[2J\r\x9b31m\tend\n"
+    shown = safe(hostile)
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown and "\x9b" not in shown
+    assert shown.startswith("ok\\x1b]0;pwned\\x07") and shown.endswith("\tend\n")
