@@ -273,12 +273,13 @@ class _LiveCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         sandboxes = GaugeMetricFamily(
             "nullspace_sandboxes", "Sandboxes the server holds now, by template and state "
-            "(running, stopping); warm pool sandboxes are in nullspace_pool_sandboxes",
+            "(running, paused, stopping); warm pool sandboxes are in nullspace_pool_sandboxes",
             labels=["template", "state"],
         )
         counts: dict[tuple[str, str], int] = {}
         for live in list(self.manager.live.values()):
-            key = (live.record.template, "stopping" if live.stopping else "running")
+            state = "stopping" if live.stopping else "paused" if getattr(live, "paused", None) else "running"
+            key = (live.record.template, state)
             counts[key] = counts.get(key, 0) + 1
         for (template, state), n in sorted(counts.items()):
             sandboxes.add_metric([template, state], n)
