@@ -20,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in bubblewrap mmdebstrap libseccomp2 ca-certificates python3-venv; do
+for pkg in bubblewrap mmdebstrap libseccomp2 ca-certificates python3-venv iproute2; do  # iproute2: the egress tests' network namespaces
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 # npm fetches JavaScript packages on the trusted side (templates' npm steps, install_packages)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import commands, configure, files, packages
+from . import commands, configure, egress, files, packages
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry, validate_envs
 from .languages import FirstRequest, start_prestart
@@ -167,6 +167,7 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             Route("/contexts/{context_id}", delete_context, methods=["DELETE"]),
             Route("/execute", execute, methods=["POST"]),
             *configure.routes,
+            *egress.routes,
             *commands.routes,
             *files.routes,
             *packages.routes,

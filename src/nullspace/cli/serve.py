@@ -31,11 +31,15 @@ def serve(
     log_level: Annotated[
         str, typer.Option(envvar="NULLSPACE_LOG_LEVEL", help="debug, info, warning or error")
     ] = "info",
+    egress_config: Annotated[
+        Path | None, typer.Option(help="TOML file with an [egress] table: what sandboxes' network may reach (docs/egress.md)")
+    ] = None,
 ) -> None:
     """Run the server (as root: it creates cgroups, mounts and per-sandbox users).
 
     Logs go to stderr; lines about a sandbox carry its id (docs/operations.md).
     """
+    from ..egress.settings import EgressSettings
     from ..server import logs
     from ..server.serve import serve as run
     from ..server.settings import DEFAULT_POOL_SIZES, Settings, default_data_dir
@@ -50,6 +54,7 @@ def serve(
             raise typer.BadParameter(f"--pool takes TEMPLATE=N, got {item!r}")
         sizes[name] = int(size)
     settings = Settings(
-        data_dir=data_dir or default_data_dir(), socket_path=socket, host=host, port=port, pool_sizes=sizes
+        data_dir=data_dir or default_data_dir(), socket_path=socket, host=host, port=port, pool_sizes=sizes,
+        egress=EgressSettings.load(egress_config) if egress_config else EgressSettings(),
     )
     asyncio.run(run(settings))

@@ -23,6 +23,7 @@ from ._models import (
     Result,
     SandboxInfo,
 )
+from ._network import NetworkInfo, Secret
 from ._packages import InstalledPackage, InstallResult
 from ._sync import Sandbox
 from ._sync._http import APIClient
@@ -50,12 +51,14 @@ __all__ = [
     "InstallResult",
     "InstalledPackage",
     "Logs",
+    "NetworkInfo",
     "OutputMessage",
     "PauseInfo",
     "PtyHandle",
     "Result",
     "Sandbox",
     "SandboxInfo",
+    "Secret",
     "StreamEvent",
     "WriteEntry",
     "WriteInfo",

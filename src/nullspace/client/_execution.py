@@ -180,6 +180,8 @@ class ExecutionBuilder:
             ex.execution_count = count if isinstance(count, int) else None
         elif kind == "limit":
             ex.limits.append({k: v for k, v in event.items() if k != "type"})
+        elif kind == "network_refused":
+            ex.network_refusals.append({k: v for k, v in event.items() if k != "type"})
         elif kind == "artifacts":
             for info in parse_event(event):
                 ex.artifacts.append(self._artifact(info) if self._artifact else info)

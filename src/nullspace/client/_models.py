@@ -215,6 +215,8 @@ class Execution:
         error: The error the run ended with, or None.
         execution_count: The kernel's execution counter for this run.
         limits: `limit` events (sandbox limits hit during the run) as dicts.
+        network_refusals: Destinations the egress proxy refused while the run went on
+            (host, port, reason), as dicts.
         artifacts: Files the run created or changed under its context's working directory
             (`Artifact` in `Sandbox`, `AsyncArtifact` in `AsyncSandbox`: `read()`, `download()`).
     """
@@ -225,6 +227,7 @@ class Execution:
     execution_count: int | None = None
     limits: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[ArtifactInfo] = field(default_factory=list)
+    network_refusals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str | None:
@@ -243,6 +246,7 @@ class Execution:
             "execution_count": self.execution_count,
             "limits": self.limits,
             "artifacts": [a.to_dict() for a in self.artifacts],
+            "network_refusals": self.network_refusals,
         }
 
     def to_json(self) -> str:

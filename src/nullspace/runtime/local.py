@@ -25,7 +25,7 @@ from pathlib import Path
 from . import mounts, seccomp
 from .bwrap import build_argv
 from .cgroups import Cgroup, CgroupDriver, Limits
-from .policy import AGENT_LIB, SandboxPolicy
+from .policy import AGENT_LIB, EGRESS_SOCKET_VIEW, SandboxPolicy
 from .reaper import Reaper
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class RunningSandbox:
     cgroup: Cgroup
     process: subprocess.Popen[bytes]
     exited: asyncio.Future[int]
+    egress: socket.socket | None = None  # listening; served by nullspace.egress, bound in at EGRESS_SOCKET_VIEW
     output: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=256))
     drainer: asyncio.Task[None] | None = field(default=None, repr=False)  # fills `output` until EOF
 
@@ -105,6 +106,7 @@ class LocalRuntime:
         read_out, write_out = os.pipe()
         with contextlib.ExitStack() as on_error:
             on_error.callback(os.close, read_out)
+            egress = on_error.enter_context(_egress_listener(base / "egress.sock", request.host_uid))
             with contextlib.ExitStack() as closing:  # our copies of what the child inherits
                 closing.callback(os.close, write_out)
                 listener = closing.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
@@ -122,7 +124,7 @@ class LocalRuntime:
                     env=request.env,
                     workdir=request.workdir,
                     seccomp_fds=tuple(seccomp_fds),
-                    extra_ro_binds=_package_cache_bind(base, root),
+                    extra_ro_binds=(*_package_cache_bind(base, root), (base / "egress.sock", EGRESS_SOCKET_VIEW)),
                 )
                 process, exited = await self.reaper.spawn(
                     build_argv(policy),
@@ -135,13 +137,15 @@ class LocalRuntime:
                     preexec_fn=_enter_sandbox_credentials(cgroup.procs_files(), request.host_uid),
                 )
             on_error.pop_all()  # read_out now belongs to _drain
-        sandbox = RunningSandbox(request.sandbox_id, base, agent_socket, cgroup, process, exited)
+        sandbox = RunningSandbox(request.sandbox_id, base, agent_socket, cgroup, process, exited, egress)
         sandbox.drainer = asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
         return sandbox
 
     async def stop(self, sandbox: RunningSandbox) -> None:
         """Kill every process of the sandbox and remove its cgroup, mounts and files."""
         await asyncio.to_thread(sandbox.cgroup.kill_all)
+        if sandbox.egress is not None:
+            sandbox.egress.close()
         try:
             await asyncio.wait_for(asyncio.shield(sandbox.exited), timeout=5)
         except TimeoutError:
@@ -189,6 +193,22 @@ def _package_cache_bind(base: Path, root: Path) -> tuple[tuple[Path, str], ...]:
         if current.is_symlink() or not current.is_dir():
             return ()
     return ((base / "cache", PACKAGE_CACHE_VIEW),)
+
+
+def _egress_listener(path: Path, uid: int) -> socket.socket:
+    """The sandbox's egress socket: the sandbox user may connect (nobody else can reach the path);
+    the egress service accepts. Listening from the start, so a pooled sandbox can get network
+    when it is claimed."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o600)
+        listener.listen(64)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def _destroy(cgroup: Cgroup, base: Path) -> None:

@@ -14,6 +14,7 @@ SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 AGENT_LIB = "/opt/nullspace/lib"
 AGENT_RUNTIME_DIR = "/run/nullspace"
+EGRESS_SOCKET_VIEW = f"{AGENT_RUNTIME_DIR}/egress.sock"   # the sandbox's only way out (nullspace.egress)
 DEFAULT_PATH = "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
 
 

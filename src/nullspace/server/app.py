@@ -10,6 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from .._version import __version__
+from ..egress import routes as egress_routes
+from ..egress.service import EgressService
 from ..runtime import seccomp
 from ..runtime.cgroups import open_driver
 from ..runtime.local import LocalRuntime
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         manager = SandboxManager(settings, store, runtime, TemplateResolver(settings.data_dir, reaper), metrics)
         metrics.watch(manager)
         sandbox_logs.attach()
+        manager.egress = EgressService(settings.egress, settings.data_dir / "egress")
         await manager.startup()
         app.state.manager = manager
         app.state.store = store
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(templates.router)
     app.include_router(ops.router)
     mcp_sessions = _mount_mcp(app)
+    app.include_router(egress_routes.router)
 
     @app.get("/v1/health", tags=["health"])
     async def health() -> dict[str, str]:

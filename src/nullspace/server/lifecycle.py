@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError, SandboxPausedError
+from ..egress import api as egress_api
+from ..egress.service import EgressService
 from ..runtime import mounts
 from ..runtime.cgroups import LimitEvents, Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
@@ -72,6 +74,7 @@ class SandboxManager:
         self.live: dict[str, LiveSandbox] = {}
         self.uids: set[int] = set()  # host uids of every sandbox we run or are starting
         self.pool: WarmPool | None = None
+        self.egress: EgressService | None = None  # set by the app (nullspace.egress)
 
     # -- lifecycle of the manager ---------------------------------------------------------
     async def startup(self) -> None:
@@ -109,7 +112,8 @@ class SandboxManager:
         image = await self.templates.resolve(req.template)
         limits = Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids)
         disk_mb = req.disk_mb or d.disk_mb
-        envs = dict(req.envs or {})
+        network, secrets = egress_api.parse_create(self.egress, req)
+        envs = {**(req.envs or {}), **egress_api.placeholder_envs(secrets)}
         booted = await self._claim_warm(req.template, image.digest, limits, disk_mb, envs)
         if booted is None:
             sid = new_sandbox_id()
@@ -117,6 +121,12 @@ class SandboxManager:
             running, agent = await self.boot(image, sid, uid, limits, disk_mb, envs, boot_cpu=s.max_cpu)
         else:
             sid, uid, running, agent = booted
+        if self.egress is not None and network.mode != "none":
+            try:
+                await egress_api.apply(self.egress, sid, agent, network, secrets)
+            except BaseException:
+                await self.discard(running, agent, uid)
+                raise
         now = time.time()
         record = SandboxRecord(
             id=sid, template=req.template, digest=image.digest, state=RUNNING,
@@ -161,6 +171,8 @@ class SandboxManager:
             raise
         agent = AgentClient(running.agent_socket)
         try:
+            if self.egress is not None and running.egress is not None:
+                await self.egress.attach(sid, running.egress)
             await agent.wait_ready(self.settings.agent_ready_timeout, running.exited)
             if start_limits is not limits:
                 running.cgroup.set_limits(limits)  # ~0.1 ms of cgroupfs writes
@@ -175,6 +187,8 @@ class SandboxManager:
     async def discard(self, running: RunningSandbox, agent: AgentClient, uid: int) -> None:
         """Tear down a sandbox that has no record (a failed start or a pool sandbox)."""
         try:
+            if self.egress is not None:
+                await self.egress.detach(running.sandbox_id)
             await agent.aclose()
             await self.runtime.stop(running)
         finally:
@@ -362,6 +376,7 @@ class SandboxManager:
         live = await self.require_live(sandbox_id)
         cgroup = live.running.cgroup
         before = cgroup.limit_events()  # two small cgroupfs reads: cheaper than a thread hop
+        refusals = egress_api.refusal_mark(self.egress, sandbox_id)
         ended = False
         try:
             async for event in live.agent.execute(body):
@@ -370,6 +385,8 @@ class SandboxManager:
                     ended = True
                     for limit in await self._limits_hit(live, before):
                         yield limit
+                    for refusal in egress_api.refusal_events(self.egress, sandbox_id, refusals):
+                        yield refusal
                 elif kind == "error" and event.get("name") == "KernelDied":
                     event = await self._explain_death(live, before, event)
                 yield event

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..egress.api import NetworkSpec, SecretSpec
 from .store import SandboxRecord
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -42,8 +43,20 @@ class CreateSandbox(Strict):
     memory_mb: int | None = Field(None, ge=64)
     disk_mb: int | None = Field(None, ge=16)
     auto_resume: bool = Field(False, description="a call to the paused sandbox resumes it instead of failing")
+    network: NetworkSpec | None = Field(None, description="egress policy (docs/egress.md); default none")
+    secrets: dict[str, SecretSpec] | None = Field(
+        None, description="env name → value + hosts; the sandbox sees a placeholder (docs/egress.md)"
+    )
 
     _envs = field_validator("envs")(_check_envs)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, SecretSpec] | None) -> dict[str, SecretSpec] | None:
+        for key in value or {}:
+            if not ENV_NAME.match(key):
+                raise ValueError(f"invalid secret (environment variable) name {key!r}")
+        return value
 
     @field_validator("metadata")
     @classmethod

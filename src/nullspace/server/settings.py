@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..egress.settings import EgressSettings
 from ..templates import default_data_dir
 
 MiB = 1 << 20
@@ -41,6 +42,7 @@ class Settings:
     max_body_bytes: int = 16 * MiB
     agent_ready_timeout: float = 60.0
     pool_sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POOL_SIZES))
+    egress: EgressSettings = EgressSettings()   # nullspace serve --egress-config FILE
 
     @property
     def instance(self) -> str:

@@ -116,6 +116,7 @@ def test_execution_text_and_to_json_round_trip() -> None:
         "execution_count": 4,
         "limits": [{"resource": "pids", "limit": 512, "message": "m"}],
         "artifacts": [],
+        "network_refusals": [],
     }
     assert nullspace.Execution().text is None
     assert json.loads(nullspace.Execution().to_json())["error"] is None

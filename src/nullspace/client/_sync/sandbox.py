@@ -27,6 +27,7 @@ from .._execution import (
     execute_body,
 )
 from .._models import Context, EndOfExecution, Execution, PauseInfo, SandboxInfo
+from .._network import Network, NetworkInfo, Secret, network_body, secrets_body
 from .._packages import InstallResult, install_body
 from ._http import APIClient
 from .artifacts import Artifact
@@ -104,6 +105,8 @@ class Sandbox:
         disk_mb: int | None = None,
         *,
         auto_resume: bool = False,
+        network: Network = None,
+        secrets: dict[str, Secret] | None = None,
         api_url: str | None = None,
         api_key: str | None = None,
         request_timeout: float | None = None,
@@ -123,6 +126,10 @@ class Sandbox:
                 when None). Files live in memory and count against `memory_mb` too.
             auto_resume: When paused (`pause`), any call resumes it instead of raising
                 `SandboxPausedError`.
+            network: None (no network, the default), "open" (if the server permits it), or an
+                allow-list of names, `["pypi.org", "*.example.com:443"]` (docs/egress.md).
+            secrets: Env name → `Secret(value, hosts=[...])`: the sandbox sees a placeholder,
+                swapped for the value only in HTTPS requests to those hosts.
             api_url: Server URL; default env `NULLSPACE_API_URL`, else the local unix socket
                 (a local server is started when none answers).
             api_key: API key for a TCP server; default env `NULLSPACE_API_KEY`.
@@ -150,6 +157,10 @@ class Sandbox:
             "disk_mb": disk_mb,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
+        if network is not None:
+            body["network"] = network_body(network)
+        if secrets:
+            body["secrets"] = secrets_body(secrets)
         api = cls._client(api_url, api_key, request_timeout, http_client, transport)
         try:
             api.ensure_server()
@@ -272,6 +283,21 @@ class Sandbox:
         body = {} if timeout is None else {"timeout": timeout}
         data = self._api.request("POST", self._path("resume"), json=body, timeout=request_timeout)
         self._info = SandboxInfo.from_dict(data)
+
+    def get_network(self, request_timeout: float | None = None) -> NetworkInfo:
+        """The sandbox's network policy, traffic counters and latest refused destinations."""
+        return NetworkInfo.from_dict(self._api.request("GET", self._path("network"), timeout=request_timeout))
+
+    def set_network(self, network: Network, request_timeout: float | None = None) -> NetworkInfo:
+        """Change the network policy of the running sandbox (its open connections are closed).
+
+        Args:
+            network: None/"none", "open", or an allow-list of names (as in `create`).
+        """
+        data = self._api.request(
+            "PUT", self._path("network"), json=network_body(network), timeout=request_timeout
+        )
+        return NetworkInfo.from_dict(data)
 
     def kill(self, request_timeout: float | None = None) -> bool:
         """End the sandbox now.
