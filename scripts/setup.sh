@@ -54,6 +54,12 @@ if [ ! -f "$e2b_stamp" ]; then
   rm -f .venv/.e2b-sdk-*
   touch "$e2b_stamp"
 fi
+# ...and the JavaScript one (tests/e2b/node: exact versions in its package-lock.json)
+if [ ! -d tests/e2b/node/node_modules/@e2b/code-interpreter ] || [ tests/e2b/node/package-lock.json -nt tests/e2b/node/node_modules ]; then
+  echo "==> installing @e2b/code-interpreter for the tests (tests/e2b/node)"
+  (cd tests/e2b/node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  touch tests/e2b/node/node_modules
+fi
 
 # Swap for paused sandboxes (docs/pause.md): pause pushes a sandbox's memory out to swap. Only
 # made when the host has none; NULLSPACE_SWAP_MB=0 skips it. Running sandboxes never swap

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..._exceptions import APIError, InvalidArgumentError, NotFoundError, SandboxNotFoundError
+from ..._exceptions import APIError, ConflictError, InvalidArgumentError, NotFoundError, SandboxNotFoundError
 from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import CreateSandbox
-from ..store import RUNNING, SandboxRecord
+from ..store import ALIVE, SandboxRecord
 from . import envd, tokens, wire
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,8 @@ def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
 def _refuse_unsupported(body: dict[str, Any]) -> None:
     """Options of E2B's create this server cannot honour: a clear 400 rather than ignoring them."""
     if body.get("autoPause") is True:
-        raise NotSupportedError("autoPause: pausing sandboxes is not supported by this server; they are killed at their timeout")
-    auto_resume = body.get("autoResume")
-    if isinstance(auto_resume, dict) and auto_resume.get("enabled") is True:
-        raise NotSupportedError("autoResume: pausing and resuming sandboxes is not supported by this server")
+        raise NotSupportedError("autoPause: this server kills sandboxes at their timeout; pause them "
+                                "explicitly (pause()) and they keep until resumed")
     if body.get("allow_internet_access") is True:
         raise NotSupportedError("allow_internet_access: sandboxes of this server have no network access")
     network = body.get("network")
@@ -136,8 +134,18 @@ def _sandbox(record: SandboxRecord, token: str) -> dict[str, Any]:
     }
 
 
-def _detail(record: SandboxRecord) -> dict[str, Any]:
+def _auto_resume(body: dict[str, Any]) -> bool:
+    value = body.get("autoResume")
+    if value is None:
+        return False
+    if not isinstance(value, dict) or not isinstance(value.get("enabled", False), bool):
+        raise InvalidArgumentError("autoResume must be {\"enabled\": true|false}")
+    return bool(value.get("enabled"))
+
+
+def _detail(live: LiveSandbox) -> dict[str, Any]:
     """E2B's `SandboxDetail` / `ListedSandbox`."""
+    record = live.record
     return {
         "templateID": record.template,
         "alias": record.template,
@@ -149,17 +157,24 @@ def _detail(record: SandboxRecord) -> dict[str, Any]:
         "cpuCount": max(1, math.ceil(record.cpu)),
         "memoryMB": record.memory_mb,
         "diskSizeMB": record.disk_mb,
-        "state": "running",
+        "state": "paused" if live.paused is not None else "running",
         "metadata": record.metadata,
+        "lifecycle": {"onTimeout": "kill", "autoResume": live.auto_resume},
     }
 
 
 async def _live(request: Request, sandbox_id: str) -> LiveSandbox:
-    """The running sandbox, or E2B's 404 (killed, timed out, never existed or not the caller's)."""
+    """The sandbox, running or paused, or E2B's 404 (killed, timed out, never existed or not the
+    caller's)."""
+    manager = _manager(request)
     try:
-        return await _manager(request).require_live(sandbox_id)
+        record = await manager.get(sandbox_id)
     except SandboxNotFoundError:
-        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+        record = None
+    live = manager.live.get(sandbox_id) if record is not None and record.state in ALIVE else None
+    if live is None or live.stopping:
+        raise NotFoundError(f"sandbox {sandbox_id} not found")
+    return live
 
 
 # -- endpoints ----------------------------------------------------------------------------------------
@@ -174,23 +189,23 @@ async def create(request: Request) -> Response:
             timeout=_int(body, "timeout", minimum=1),
             envs=_str_map(body, "envVars") or None,
             metadata=_str_map(body, "metadata") or None,
+            auto_resume=_auto_resume(body),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         where = {"template": "templateID", "envs": "envVars"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
         raise InvalidArgumentError(f"{where}: {err['msg']}") from None
-    manager = _manager(request)
-    record = await manager.create(req)
+    record = await _manager(request).create(req)
     try:
-        live = await manager.require_live(record.id)
-    except SandboxNotFoundError:
+        live = await _live(request, record.id)
+    except NotFoundError:
         raise APIError(f"sandbox {record.id} ended while it was created") from None
     return JSONResponse(_sandbox(record, tokens.mint(live)), status_code=201)
 
 
 async def get_info(request: Request) -> Response:
     live = await _live(request, request.path_params["sandbox_id"])
-    return JSONResponse(_detail(live.record))
+    return JSONResponse(_detail(live))
 
 
 async def kill(request: Request) -> Response:
@@ -218,31 +233,53 @@ async def set_timeout(request: Request) -> Response:
 
 
 async def connect(request: Request) -> Response:
-    """Connect to a running sandbox: a new access token; `timeout` only ever extends its life."""
+    """Connect: a new access token. A paused sandbox is resumed (201, with `timeout` or the
+    lifetime it had left); for a running one `timeout` only ever extends its life (200)."""
     sandbox_id = request.path_params["sandbox_id"]
     body = await _body(request)
     timeout = _int(body, "timeout", minimum=1)
     live = await _live(request, sandbox_id)
-    if timeout is not None and time.time() + timeout > live.record.end_at:
-        try:
-            await _manager(request).set_timeout(sandbox_id, timeout)
-        except SandboxNotFoundError:
-            raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    manager = _manager(request)
+    try:
+        if live.paused is not None:
+            await manager.resume(sandbox_id, timeout)
+            return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=201)
+        if timeout is not None and time.time() + timeout > live.record.end_at:
+            await manager.set_timeout(sandbox_id, timeout)
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=200)
 
 
 async def pause(request: Request) -> Response:
-    await _live(request, request.path_params["sandbox_id"])
-    raise NotSupportedError("pausing sandboxes is not supported by this server: keep it running "
-                            "(set_timeout) or kill it")
+    """Pause (docs/pause.md): 204, or 409 when it already is (the SDK then returns False)."""
+    sandbox_id = request.path_params["sandbox_id"]
+    await _body(request)  # E2B's `memory` / `requireHealthyGuest`: every pause keeps memory here
+    live = await _live(request, sandbox_id)
+    if live.paused is not None:
+        raise ConflictError(f"sandbox {sandbox_id} is already paused")
+    try:
+        await _manager(request).pause(sandbox_id)
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    return Response(status_code=204)
 
 
 async def resume(request: Request) -> Response:
-    await _live(request, request.path_params["sandbox_id"])
-    raise NotSupportedError("pausing and resuming sandboxes is not supported by this server: the sandbox is running")
+    """The legacy resume (SDKs before connect resumed): 201 Sandbox, 409 when it is running."""
+    sandbox_id = request.path_params["sandbox_id"]
+    timeout = _int(await _body(request), "timeout", minimum=1)
+    live = await _live(request, sandbox_id)
+    if live.paused is None:
+        raise ConflictError(f"sandbox {sandbox_id} is already running")
+    try:
+        await _manager(request).resume(sandbox_id, timeout)
+    except SandboxNotFoundError:
+        raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+    return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=201)
 
 
-def _list_filters(request: Request) -> tuple[dict[str, str], bool, str | None, float | None]:
+def _list_filters(request: Request) -> tuple[dict[str, str], set[str], str | None, float | None]:
     q = request.query_params
     metadata: dict[str, str] = {}
     if q.get("metadata"):
@@ -260,7 +297,7 @@ def _list_filters(request: Request) -> tuple[dict[str, str], bool, str | None, f
             raise InvalidArgumentError("startedAfter must be an RFC 3339 time") from None
         started_after = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     template = q.get("template")
-    return metadata, not states or "running" in states, _template(template) if template else None, started_after
+    return metadata, states or {"running", "paused"}, _template(template) if template else None, started_after
 
 
 def _cursor(record: SandboxRecord) -> str:
@@ -275,14 +312,20 @@ def _after_cursor(token: str) -> tuple[float, str]:
         raise InvalidArgumentError("nextToken is not a token this server gave out") from None
 
 
-async def _running(request: Request) -> list[SandboxRecord]:
-    records = await _manager(request).list({}, RUNNING)
-    live = _manager(request).live
-    return [live[r.id].record for r in records if r.id in live and not live[r.id].stopping]
+async def _alive(request: Request, states: set[str]) -> list[LiveSandbox]:
+    """The caller's sandboxes that exist (running or paused), in `states`."""
+    manager = _manager(request)
+    found = []
+    for state in ALIVE:
+        for record in await manager.list({}, state):
+            live = manager.live.get(record.id)
+            if live is not None and not live.stopping and ("paused" if live.paused else "running") in states:
+                found.append(live)
+    return found
 
 
 async def list_v2(request: Request) -> Response:
-    metadata, running, template, started_after = _list_filters(request)
+    metadata, states, template, started_after = _list_filters(request)
     q = request.query_params
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -293,26 +336,27 @@ async def list_v2(request: Request) -> Response:
         raise InvalidArgumentError("limit must be a number") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgumentError(f"limit must be between 1 and {MAX_LIMIT}")
-    records = [
-        r for r in (await _running(request) if running else [])
-        if all(r.metadata.get(k) == v for k, v in metadata.items())
-        and (template is None or r.template == template)
-        and (started_after is None or r.created_at >= started_after)
+    found = [
+        live for live in await _alive(request, states)
+        if all(live.record.metadata.get(k) == v for k, v in metadata.items())
+        and (template is None or live.record.template == template)
+        and (started_after is None or live.record.created_at >= started_after)
     ]  # fmt: skip
-    records.sort(key=lambda r: (r.created_at, r.id), reverse=order == "desc")
+    found.sort(key=lambda live: (live.record.created_at, live.record.id), reverse=order == "desc")
     if q.get("nextToken"):
         mark = _after_cursor(q["nextToken"])
-        records = [r for r in records if ((r.created_at, r.id) < mark if order == "desc" else (r.created_at, r.id) > mark)]
-    page = records[:limit]
-    headers = {"x-next-token": _cursor(page[-1])} if len(records) > limit else {}
-    return JSONResponse([_detail(r) for r in page], headers=headers)
+        found = [x for x in found if ((x.record.created_at, x.record.id) < mark if order == "desc"
+                                      else (x.record.created_at, x.record.id) > mark)]  # fmt: skip
+    page = found[:limit]
+    headers = {"x-next-token": _cursor(page[-1].record)} if len(found) > limit else {}
+    return JSONResponse([_detail(x) for x in page], headers=headers)
 
 
 async def list_v1(request: Request) -> Response:
-    """The legacy list (SDKs before 2.x): running sandboxes, `metadata` filter, no pages."""
-    metadata, _, _, _ = _list_filters(request)
-    records = [r for r in await _running(request) if all(r.metadata.get(k) == v for k, v in metadata.items())]
-    return JSONResponse([_detail(r) for r in records])
+    """The legacy list (SDKs before 2.x): `metadata` filter, no pages."""
+    metadata, states, _, _ = _list_filters(request)
+    found = [x for x in await _alive(request, states) if all(x.record.metadata.get(k) == v for k, v in metadata.items())]
+    return JSONResponse([_detail(x) for x in found])
 
 
 # -- app ------------------------------------------------------------------------------------------------

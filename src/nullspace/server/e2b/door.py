@@ -18,8 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..._exceptions import SandboxNotFoundError
-from ..lifecycle import LiveSandbox, SandboxManager
+from ..._exceptions import SandboxNotFoundError, SandboxPausedError
 from ..middleware import BodyLimit
 from . import control, envd, interpreter, tokens, wire
 
@@ -86,10 +85,16 @@ class E2BDoor:
                 return await wire.send_json(send, 400, wire.error_body(400, f"Missing header: {name}"))
         if not port.isdigit():
             return await wire.send_json(send, 400, wire.error_body(400, f"invalid E2b-Sandbox-Port {port!r}: not a number"))
-        live = await self._live(sandbox_id)
         offered = [headers.get(h, b"").decode("latin-1") for h in (b"x-access-token", b"e2b-traffic-access-token")]
+        live = self.api.state.manager.live.get(sandbox_id)
         if live is None or not any([tokens.verify(live, t) for t in offered]):
             return await wire.sandbox_not_found(send, sandbox_id)
+        try:  # the token is checked first: only its holder may wake an auto-resuming sandbox
+            live = await self.api.state.manager.require_live(sandbox_id)
+        except SandboxNotFoundError:
+            return await wire.sandbox_not_found(send, sandbox_id)
+        except SandboxPausedError:
+            return await wire.sandbox_not_found(send, sandbox_id, "The sandbox was not found: it is paused (connect() resumes it)")
         # TODO(#12): the sandbox owner's Principal once the tenant seam is on main
         inner = self._scope(scope, e2b_sandbox=live, principal=None)
         if int(port) == wire.INTERPRETER_PORT:
@@ -97,10 +102,3 @@ class E2BDoor:
         if int(port) == wire.ENVD_PORT:
             return await self.envd(inner, receive, send)
         await wire.port_not_open(send, sandbox_id, port)
-
-    async def _live(self, sandbox_id: str) -> LiveSandbox | None:
-        manager: SandboxManager = self.api.state.manager
-        try:
-            return await manager.require_live(sandbox_id)
-        except SandboxNotFoundError:
-            return None

@@ -33,10 +33,10 @@ async def send_json(send: Send, status: int, body: Any, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": raw})
 
 
-async def sandbox_not_found(send: Send, sandbox_id: str) -> None:
+async def sandbox_not_found(send: Send, sandbox_id: str, message: str = "The sandbox was not found") -> None:
     """E2B's proxy answer for an unknown, killed or (here) inaccessible sandbox (§3.3). The SDK keys
     on "was not found" (SandboxNotRunningException; `is_running()` returns False on a 502)."""
-    body = {"sandboxId": sandbox_id, "message": "The sandbox was not found", "code": 502}
+    body = {"sandboxId": sandbox_id, "message": message, "code": 502}
     await send_json(send, 502, body, [(b"should-retry", b"false")])
 
 
