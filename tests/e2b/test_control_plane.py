@@ -8,6 +8,8 @@ from e2b import SandboxQuery, SandboxState
 from e2b.exceptions import AuthenticationException, SandboxException
 from e2b_code_interpreter import Sandbox
 
+import nullspace
+
 
 def test_create_run_info_timeout_kill(e2b_server) -> None:
     sbx = Sandbox.create(timeout=120, metadata={"suite": "control"}, envs={"GREETING": "hej"})
@@ -69,10 +71,22 @@ def test_connect_gives_a_working_sandbox(e2b_server) -> None:
 def test_unsupported_options_are_refused_clearly(e2b_server) -> None:
     with pytest.raises(SandboxException, match="autoPause"):
         Sandbox.create(lifecycle={"on_timeout": "pause"})
-    with pytest.raises(SandboxException, match="no network access"):
-        Sandbox.create(allow_internet_access=True)
+    with pytest.raises(SandboxException, match="network.rules is not supported"):
+        Sandbox.create(network={"rules": {"example.com": [{"transform": {"headers": {"A": "b"}}}]}})
     with pytest.raises(SandboxException, match="404.*does not exist"):
         Sandbox.create(template="no-such-template")
+    with pytest.raises(SandboxException, match="400.*does not permit open internet access"):
+        Sandbox.create(allow_internet_access=True)  # the operator did not allow mode open
+
+
+def test_network_allow_out_is_an_egress_allow_list(e2b_server) -> None:
+    sbx = Sandbox.create(timeout=60, network={"allow_out": ["pypi.org"]})
+    try:
+        assert sbx.run_code("import os; os.environ['HTTPS_PROXY']").text.startswith("http://127.0.0.1:")
+        ours = nullspace.Sandbox.connect(sbx.sandbox_id).get_network()
+        assert (ours.mode, ours.allow) == ("allow", ["pypi.org"])
+    finally:
+        sbx.kill()
 
 
 def test_pause_and_connect_resumes(e2b_server) -> None:

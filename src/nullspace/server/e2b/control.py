@@ -107,18 +107,37 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     if body.get("autoPause") is True:
         raise NotSupportedError("autoPause: this server kills sandboxes at their timeout; pause them "
                                 "explicitly (pause()) and they keep until resumed")
-    if body.get("allow_internet_access") is True:
-        raise NotSupportedError("allow_internet_access: sandboxes of this server have no network access")
-    network = body.get("network")
-    if network is not None:
-        if not isinstance(network, dict):
-            raise InvalidArgumentError("network must be an object")
-        allowed = {k for k, v in network.items() if v not in (None, False, [], {}) and k not in ("allowPublicTraffic", "denyOut")}
-        if allowed:
-            raise NotSupportedError(f"network.{sorted(allowed)[0]}: sandboxes of this server have no network access")
     for key in ("mcp", "volumeMounts", "iam"):
         if body.get(key) not in (None, [], {}):
             raise NotSupportedError(f"{key} is not supported by this server")
+
+
+def _network(body: dict[str, Any]) -> dict[str, Any] | None:
+    """E2B's network options → our egress policy (docs/egress.md): `allow_internet_access: true`
+    is mode `open` (if the operator permits it), `network.allowOut` an allow-list of names;
+    `denyOut` only narrows what is already denied. Without either the sandbox has no network
+    (E2B's default is open)."""
+    spec: dict[str, Any] | None = None
+    internet = body.get("allow_internet_access")
+    if internet is not None:
+        if not isinstance(internet, bool):
+            raise InvalidArgumentError("allow_internet_access must be a boolean")
+        spec = {"mode": "open" if internet else "none"}
+    network = body.get("network")
+    if network is None:
+        return spec
+    if not isinstance(network, dict):
+        raise InvalidArgumentError("network must be an object")
+    unsupported = sorted(k for k, v in network.items()
+                         if v not in (None, False, [], {}) and k not in ("allowPublicTraffic", "allowOut", "denyOut"))  # fmt: skip
+    if unsupported:
+        raise NotSupportedError(f"network.{unsupported[0]} is not supported by this server")
+    allow = network.get("allowOut")
+    if allow:
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise InvalidArgumentError("network.allowOut must be a list of strings")
+        spec = {"mode": "allow", "allow": allow}
+    return spec
 
 
 def _sandbox(record: SandboxRecord, token: str) -> dict[str, Any]:
@@ -190,10 +209,11 @@ async def create(request: Request) -> Response:
             envs=_str_map(body, "envVars") or None,
             metadata=_str_map(body, "metadata") or None,
             auto_resume=_auto_resume(body),
+            network=_network(body),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = {"template": "templateID", "envs": "envVars"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
+        where = {"template": "templateID", "envs": "envVars", "network": "network.allowOut"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
         raise InvalidArgumentError(f"{where}: {err['msg']}") from None
     record = await _manager(request).create(req)
     try:
