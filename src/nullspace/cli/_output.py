@@ -3,6 +3,7 @@ human times and sizes, and text from a sandbox made safe for a terminal."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from .. import NullspaceError
 
 console = Console()
 err_console = Console(stderr=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 200  # piped or captured: whole rows (ids, reasons), as `ps` does
 
 # C0 controls but \t and \n, DEL and C1 controls (ESC [ ... would drive the terminal)
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -50,20 +53,20 @@ def safe(text: str) -> str:
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
-    """`3 min ago`, `in 4 min`, `2 h 5 min ago`; "–" when unknown."""
+    """`3m ago`, `in 4m`, `2h5m ago`, `3d1h ago`; "–" when unknown."""
     if when is None:
         return "–"
     now = now or datetime.now(UTC)
     seconds = int((when - now).total_seconds())
     future, seconds = seconds > 0, abs(seconds)
     if seconds < 60:
-        text = f"{seconds} s"
+        text = f"{seconds}s"
     elif seconds < 3600:
-        text = f"{seconds // 60} min"
+        text = f"{seconds // 60}m"
     elif seconds < 86400:
-        text = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        text = f"{seconds // 3600}h{seconds % 3600 // 60}m"
     else:
-        text = f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        text = f"{seconds // 86400}d{seconds % 86400 // 3600}h"
     return f"in {text}" if future else f"{text} ago"
 
 

@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 from .. import APIClient, Sandbox
-from . import files
+from . import files, shell
 from ._output import ago, console, errors, fail, safe, spinner
 
 app = typer.Typer(help="Create, list, run code in, inspect and kill sandboxes.", no_args_is_help=True)
 app.add_typer(files.app, name="files")
+app.command("shell")(shell.shell)
 
 SandboxId = Annotated[str, typer.Argument(metavar="ID", help="The sandbox's id (sb_...).")]
 
@@ -55,10 +56,13 @@ def list_(
         console.print("No sandboxes." if all_ else "No running sandboxes (--all shows ended ones).")
         return
     now = datetime.now(UTC)
-    columns = ["id", "template", "state", "created", "ends" if not all_ else "ends / ended", "metadata"]
-    table = Table(*columns, box=None, header_style="bold")
+    table = Table(box=None, header_style="bold")
+    table.add_column("id", no_wrap=True)  # ids are copied from here: never cut or wrapped
+    for name in ("template", "state", "created", "ends" if not all_ else "ends / ended"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("metadata", overflow="fold")
     if all_:
-        table.add_column("why it ended")
+        table.add_column("why it ended", overflow="fold")
     for info in sorted(infos, key=lambda i: i.created_at or now, reverse=True):
         state = {"running": "[green]running[/]"}.get(info.state, info.state)
         meta = " ".join(f"{k}={v}" for k, v in sorted(info.metadata.items()))

@@ -36,10 +36,10 @@ def test_every_group_lists_with_list_and_ls() -> None:
 
 def test_human_times() -> None:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    assert ago(now - timedelta(seconds=5), now) == "5 s ago"
-    assert ago(now + timedelta(minutes=4, seconds=10), now) == "in 4 min"
-    assert ago(now - timedelta(hours=2, minutes=5), now) == "2 h 5 min ago"
-    assert ago(now - timedelta(days=3, hours=1), now) == "3 d 1 h ago"
+    assert ago(now - timedelta(seconds=5), now) == "5s ago"
+    assert ago(now + timedelta(minutes=4, seconds=10), now) == "in 4m"
+    assert ago(now - timedelta(hours=2, minutes=5), now) == "2h5m ago"
+    assert ago(now - timedelta(days=3, hours=1), now) == "3d1h ago"
     assert ago(None, now) == "–"
 
 
