@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -158,6 +159,70 @@ async def test_http_explicit_sandboxes_create_list_kill(http_client: Client) -> 
     assert again.is_error and sandbox_id in _texts(again)
 
 
+async def test_http_progress_arrives_while_the_run_is_still_going(server: ServerHandle) -> None:
+    """The run waits for a file that the progress callback writes when it sees the run's first
+    line: it can only finish well if that line arrived before the run ended."""
+    async with http_session(server) as client:
+        created = await client.call_tool("create_sandbox", {"timeout": 120})
+        sandbox_id = created.structured_content["sandbox_id"]
+        seen: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(message or "")
+            if "waiting" in (message or "") and len(seen) == 1:
+                sandbox = await AsyncSandbox.connect(sandbox_id)
+                await sandbox.files.write("/tmp/go", "1")
+                await sandbox.close()
+
+        code = ("import os, time\nprint('waiting', flush=True)\nend = time.time() + 60\n"
+                "while not os.path.exists('/tmp/go') and time.time() < end: time.sleep(0.05)\n"
+                "print('go' if os.path.exists('/tmp/go') else 'no go')")
+        result = await client.call_tool("run_code", {"code": code, "sandbox_id": sandbox_id},
+                                        progress_callback=on_progress)
+        assert result.structured_content["stdout"] == "waiting\ngo\n"
+        await client.call_tool("kill_sandbox", {"sandbox_id": sandbox_id})
+
+
+async def test_http_stateless_protocol_needs_explicit_sandboxes(server: ServerHandle) -> None:
+    """A 2026-era client has no MCP session: the tools say to create a sandbox and use its id."""
+    async with http_session(server, mode="auto") as client:
+        result = await client.call_tool("run_code", {"code": "1 + 1"})
+        assert result.is_error and "create_sandbox" in _texts(result)
+        created = await client.call_tool("create_sandbox", {"timeout": 60})
+        sandbox_id = created.structured_content["sandbox_id"]
+        result = await client.call_tool("run_code", {"code": "1 + 1", "sandbox_id": sandbox_id})
+        assert not result.is_error and "2" in _texts(result)
+        await client.call_tool("kill_sandbox", {"sandbox_id": sandbox_id})
+
+
+def _new_key(server: ServerHandle, name: str, *options: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "nullspace", "keys", "create", name, *options,
+                          "--data-dir", str(server.data_dir)], check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+async def test_http_session_answers_only_the_key_that_opened_it(server: ServerHandle) -> None:
+    other = _new_key(server, "mcp-other")
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    async with httpx.AsyncClient(base_url=server.tcp_url, timeout=30) as raw:
+        opened = await raw.post("/mcp", json=init, headers={**headers, "X-API-Key": server.api_key})
+        assert opened.status_code == 200, opened.text
+        session = {**headers, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+        await raw.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                       headers={**session, "X-API-Key": server.api_key})
+        foreign = await raw.post("/mcp", json=listing, headers={**session, "X-API-Key": other})
+        unknown = await raw.post("/mcp", json=listing, headers={
+            **headers, "Mcp-Session-Id": "0" * 32, "X-API-Key": other})
+        assert foreign.status_code == unknown.status_code == 404
+        assert foreign.content == unknown.content
+        own = await raw.post("/mcp", json=listing, headers={**session, "X-API-Key": server.api_key})
+        assert own.status_code == 200 and "run_code" in own.text
+        await raw.delete("/mcp", headers={**session, "X-API-Key": server.api_key})
+
+
 async def test_http_refuses_requests_without_a_valid_key(server: ServerHandle) -> None:
     async with httpx.AsyncClient(base_url=server.tcp_url) as raw:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
@@ -189,3 +254,4 @@ async def test_stdio_nullspace_mcp_against_the_server(server: ServerHandle) -> N
         assert await _running(server, sandbox_id)
     # stdin closed: `nullspace mcp` killed the session sandbox on its way out
     assert not await _running(server, sandbox_id)
+

@@ -8,6 +8,7 @@ the result's `structuredContent`.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -148,3 +149,19 @@ def command_blocks(result: CommandResult, sandbox_id: str) -> list[Block]:
     if result.stderr:
         parts.append("stderr:\n" + clip(result.stderr))
     return [text("\n\n".join(parts))]
+
+
+_IMAGE_MAGIC = (("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff"), ("image/gif", b"GIF8"))
+
+
+def file_block(path: str, data: bytes, sandbox_id: str) -> Block:
+    """A file's content: PNG/JPEG/GIF as an image, UTF-8 as text, anything else as a blob."""
+    for mime, magic in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime)
+    try:
+        return text(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        uri = f"nullspace://sandboxes/{sandbox_id}/files/{path.lstrip('/')}"
+        return EmbeddedResource(type="resource", resource=BlobResourceContents(
+            uri=uri, mime_type="application/octet-stream", blob=base64.b64encode(data).decode()))

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import BlobResourceContents, CallToolResult, EmbeddedResource, ImageContent, ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from .._exceptions import ExecutionTimeoutError, NullspaceError
@@ -45,14 +45,14 @@ longer-lived sandboxes. Charts (plt.show()) come back as images, tables as text.
 
 
 @asynccontextmanager
-async def _errors(tool: str) -> AsyncIterator[None]:
+async def _errors() -> AsyncIterator[None]:
     """Turn nullspace errors into tool errors the agent can read and act on."""
     try:
         yield
     except ToolError:
         raise
     except NullspaceError as exc:
-        raise ToolError(f"{tool}: {type(exc).__name__}: {exc}") from exc
+        raise ToolError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _progress(ctx: Context) -> Callable[[OutputMessage], Awaitable[None]]:
@@ -90,7 +90,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         result: charts (matplotlib plt.show(), R plots) as images, tables as text, HTML as an
         embedded resource. Variables, imports and files persist between calls in the same
         sandbox and language. Output lines are also streamed as progress notifications."""
-        async with _errors("run_code"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             report = _progress(ctx)
             try:
                 execution = await sandbox.run_code(
@@ -116,7 +116,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
     ) -> CallToolResult:
         """Run a shell command in a sandbox and return its exit code, stdout and stderr (a
         non-zero exit code is reported, not an error). Output lines are streamed as progress."""
-        async with _errors("run_command"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             report = _progress(ctx)
             result = await sandbox.commands.run(
                 command, cwd=cwd, timeout=timeout, on_stdout=report, on_stderr=report, check=False
@@ -139,7 +139,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
     ) -> CallToolResult:
         """Install pip or npm packages into a sandbox; code that is already running can import
         them at once. The server downloads them for the sandbox (which has no network)."""
-        async with _errors("install_packages"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             await ctx.report_progress(0, 1, f"resolving and installing {', '.join(packages)}")
             result = await sandbox.install_packages(packages, language=language)
             await ctx.report_progress(1, 1, "installed")
@@ -158,15 +158,15 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
     ) -> CallToolResult:
         """Read a file from a sandbox: text as text, PNG/JPEG/GIF images as images, other
         binary files as a base64 embedded resource (at most 5 MiB)."""
-        async with _errors("read_file"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             info = await sandbox.files.get_info(path)
             if info.type != "file":
-                raise ToolError(f"read_file: {info.path} is a {info.type}, not a file (use list_files)")
+                raise ToolError(f"{info.path} is a {info.type}, not a file (use list_files)")
             if info.size > MAX_READ_BYTES:
-                raise ToolError(f"read_file: {info.path} is {info.size} bytes, over the limit of "
+                raise ToolError(f"{info.path} is {info.size} bytes, over the limit of "
                                 f"{MAX_READ_BYTES}; read part of it with run_command (head, tail, grep)")
             data = await sandbox.files.read(path, format="bytes")
-            return CallToolResult(content=_noted([_file_block(info.path, data, sandbox.sandbox_id)], note))
+            return CallToolResult(content=_noted([content.file_block(info.path, data, sandbox.sandbox_id)], note))
 
     @server.tool(annotations=ToolAnnotations(title="Write a file", open_world_hint=False))
     async def write_file(
@@ -183,10 +183,10 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
             try:
                 body: bytes = base64.b64decode(data, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise ToolError(f"write_file: data is not valid base64: {exc}") from exc
+                raise ToolError(f"data is not valid base64: {exc}") from exc
         else:
             body = data.encode()
-        async with _errors("write_file"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             info = await sandbox.files.write(path, body)
             return CallToolResult(content=_noted(
                 [content.text(f"wrote {info.size} bytes to {info.path} in {sandbox.sandbox_id}")], note))
@@ -199,7 +199,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         sandbox_id: SandboxId = None,
     ) -> CallToolResult:
         """List the files and directories under a directory of a sandbox."""
-        async with _errors("list_files"), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
+        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
             entries = await sandbox.files.list(path, depth=depth)
             lines = [f"{e.permissions or e.type:<10} {e.size:>10}  {e.path}{'/' if e.type == 'dir' else ''}"
                      for e in entries]
@@ -222,7 +222,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         """Create an extra sandbox and return its sandbox_id, to pass to the other tools. Not
         needed for ordinary use: every tool has a session sandbox when sandbox_id is omitted.
         A sandbox made here outlives the session until its timeout or kill_sandbox."""
-        async with _errors("create_sandbox"):
+        async with _errors():
             labels = {"created_by": "mcp", **(metadata or {})}
             sandbox = await AsyncSandbox.create(template, timeout=timeout, envs=envs, metadata=labels,
                                                 **access.options(ctx))
@@ -239,7 +239,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         metadata: Annotated[dict[str, str] | None, Field(description="Only sandboxes with all these labels.")] = None,
     ) -> CallToolResult:
         """List the running sandboxes this key can use."""
-        async with _errors("list_sandboxes"):
+        async with _errors():
             infos = await AsyncSandbox.list(metadata=metadata, state="running", **access.options(ctx))
             rows = [{"sandbox_id": i.sandbox_id, "template": i.template, "metadata": i.metadata,
                      "end_at": i.end_at.isoformat() if i.end_at else None} for i in infos]
@@ -254,7 +254,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         ctx: Context,
     ) -> CallToolResult:
         """Kill a sandbox now: its processes, files and state are gone."""
-        async with _errors("kill_sandbox"):
+        async with _errors():
             sandbox = await AsyncSandbox.connect(sandbox_id, **access.options(ctx))
             try:
                 await sandbox.kill()
@@ -264,14 +264,3 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
 
     return server
 
-
-def _file_block(path: str, data: bytes, sandbox_id: str) -> content.Block:
-    for mime, magic in (("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff"), ("image/gif", b"GIF8")):
-        if data.startswith(magic):
-            return ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime)
-    try:
-        return content.text(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        uri = f"nullspace://sandboxes/{sandbox_id}/files{path if path.startswith('/') else '/' + path}"
-        return EmbeddedResource(type="resource", resource=BlobResourceContents(
-            uri=uri, mime_type="application/octet-stream", blob=base64.b64encode(data).decode()))
