@@ -5,12 +5,18 @@ server, behind its API keys) and over stdio (`nullspace mcp` spawned against the
 from __future__ import annotations
 
 import base64
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import pytest
@@ -18,7 +24,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, EmbeddedResource, ImageContent, TextContent
 
-from nullspace import AsyncSandbox
+from nullspace import AsyncSandbox, SandboxNotFoundError
 
 from .conftest import ServerHandle
 
@@ -40,11 +46,22 @@ def _texts(result: CallToolResult) -> str:
 
 
 class Progress:
+    """Collects progress messages (the SDK's client runs each callback in a task of its own, so
+    one may still be pending when `call_tool` returns: `wait_for` waits for it)."""
+
     def __init__(self) -> None:
         self.messages: list[str] = []
+        self._arrived = anyio.Event()
 
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
         self.messages.append(message or "")
+        self._arrived.set()
+        self._arrived = anyio.Event()
+
+    async def wait_for(self, text: str) -> None:
+        with anyio.fail_after(30):
+            while not any(text in m for m in self.messages):
+                await self._arrived.wait()
 
 
 @asynccontextmanager
@@ -86,7 +103,7 @@ async def test_http_session_runs_a_chart_with_progress_and_kills_its_sandbox(ser
         assert base64.b64decode(images[0].data).startswith(b"\x89PNG")
         text = _texts(result)
         assert "line 2" in text and "42" in text
-        assert any("line 1" in m for m in progress.messages), progress.messages
+        await progress.wait_for("line 1")
         sandbox_id = result.structured_content["sandbox_id"]
 
         # The session sandbox keeps state between calls; HTML comes back as a resource,
@@ -116,18 +133,25 @@ async def test_http_session_runs_a_chart_with_progress_and_kills_its_sandbox(ser
         assert "42" in _texts(result), _texts(result)
         result = await client.call_tool("run_code", {"code": "1 / 0"})
         assert result.is_error and "ZeroDivisionError" in _texts(result)
-        assert await _running(server, sandbox_id)
-    # The client closed the session (DELETE): its sandbox is gone.
-    assert not await _running(server, sandbox_id)
+        assert await _running(sandbox_id)
+    # The client closed the session (DELETE): its sandbox is killed as the session winds down.
+    await _gone(sandbox_id)
 
 
-async def _running(server: ServerHandle, sandbox_id: str) -> bool:
+async def _running(sandbox_id: str) -> bool:
     try:
         sandbox = await AsyncSandbox.connect(sandbox_id)  # the unix socket: admin
-    except Exception:
+    except SandboxNotFoundError:
         return False
     await sandbox.close()
     return True
+
+
+async def _gone(sandbox_id: str) -> None:
+    """Wait (bounded) for a sandbox to end: session teardown runs after the client's last reply."""
+    with anyio.fail_after(30):
+        while await _running(sandbox_id):
+            await anyio.sleep(0.1)
 
 
 async def test_http_bad_arguments_are_tool_errors_that_say_what_was_wrong(http_client: Client) -> None:
@@ -245,13 +269,56 @@ async def test_stdio_nullspace_mcp_against_the_server(server: ServerHandle) -> N
         result = await client.call_tool("run_code", {"code": code}, progress_callback=progress)
         assert not result.is_error, _texts(result)
         assert [b.mime_type for b in result.content if isinstance(b, ImageContent)] == ["image/png"]
-        assert any("plotting" in m for m in progress.messages)
+        await progress.wait_for("plotting")
         sandbox_id = result.structured_content["sandbox_id"]
         result = await client.call_tool("run_code", {"code": "echo $((6 * 7))", "language": "bash"})
         assert "42" in _texts(result)
         result = await client.call_tool("run_code", {"code": "1", "language": "cobol"})
         assert result.is_error and "language" in _texts(result)
-        assert await _running(server, sandbox_id)
+        assert await _running(sandbox_id)
     # stdin closed: `nullspace mcp` killed the session sandbox on its way out
-    assert not await _running(server, sandbox_id)
+    await _gone(sandbox_id)
 
+
+
+def _reply(process: subprocess.Popen[bytes], request_id: int) -> dict[str, Any]:
+    """The JSON-RPC answer to `request_id` on the server's stdout (other lines skipped), bounded."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 1)
+        if ready:
+            message = json.loads(process.stdout.readline())
+            if message.get("id") == request_id:
+                return message
+    raise TimeoutError(f"no answer to request {request_id}")
+
+
+async def test_stdio_sigterm_still_kills_the_session_sandbox(server: ServerHandle) -> None:
+    """Clients that stop a server with SIGTERM (stdin still open) leave no sandbox behind."""
+    env = {**os.environ, "NULLSPACE_SOCKET": str(server.socket), "NULLSPACE_HOME": str(server.data_dir)}
+    process = subprocess.Popen([sys.executable, "-m", "nullspace", "mcp"], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None
+    try:
+        for message in (
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+             "params": {"name": "run_code", "arguments": {"code": "40 + 2"}}},
+        ):
+            process.stdin.write(json.dumps(message).encode() + b"\n")
+            process.stdin.flush()
+        _reply(process, 1)
+        result = _reply(process, 2)["result"]
+        assert "42" in result["content"][0]["text"] or "42" in json.dumps(result["content"])
+        sandbox_id = result["structuredContent"]["sandbox_id"]
+        assert await _running(sandbox_id)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not await _running(sandbox_id)  # killed before the process exited
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

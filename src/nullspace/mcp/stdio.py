@@ -8,6 +8,8 @@ long as this process: it is killed when the client closes stdin.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 
 import anyio
@@ -15,16 +17,41 @@ import anyio
 from .access import StdioAccess
 from .tools import build_server
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+KILL_WAIT = 30.0
+"""Seconds the session sandbox's kill may take on the way out."""
+
 
 async def serve() -> None:
-    """Serve MCP on stdio until the client hangs up, then kill the session sandbox."""
+    """Serve MCP on stdio until the client hangs up or signals us, then kill the session sandbox.
+
+    MCP clients close stdin, wait 2 s, then SIGTERM the process group: a signal ends the
+    session like EOF does (the sandbox is killed first), not the process on the spot.
+    """
     access = StdioAccess()
     server = build_server(access, log_level="WARNING")
-    try:
-        await server.run_stdio_async()
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+
+    async def kill_session_sandbox() -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_WAIT):
             await access.aclose()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                    async for _ in signals:
+                        await kill_session_sandbox()
+                        # The SDK reads stdin in a worker thread that no cancellation reaches
+                        # while the client keeps stdin open: leave without waiting for it.
+                        sys.stderr.flush()
+                        os._exit(0)
+
+            tasks.start_soon(stop_on_signal)
+            await server.run_stdio_async()
+            tasks.cancel_scope.cancel()
+    finally:
+        await kill_session_sandbox()
 
 
 def main() -> None:
