@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import commands, configure, egress, files, packages
+from . import commands, configure, egress, files, packages, watch
 from .config import AgentConfig
 from .contexts import AgentError, Context, Registry, validate_envs
 from .languages import FirstRequest, start_prestart
@@ -171,6 +171,7 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             *commands.routes,
             *files.routes,
             *packages.routes,
+            *watch.routes,
         ],
         exception_handlers={
             AgentError: _agent_error,

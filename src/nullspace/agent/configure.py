@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .contexts import AgentError, Registry, validate_envs
+from .kernel_process import kernel_env
 from .runs import silent
 from .web import json_body
 
@@ -42,4 +43,10 @@ async def configure(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-routes = [Route("/configure", configure, methods=["POST"])]
+async def envs(request: Request) -> Response:
+    """The environment commands and new kernels get (the E2B door's ``/envs`` picks the
+    sandbox-level variables out of it)."""
+    return JSONResponse(kernel_env())
+
+
+routes = [Route("/configure", configure, methods=["POST"]), Route("/envs", envs, methods=["GET"])]
