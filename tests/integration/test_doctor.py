@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import _skip_reason
+from .conftest import _skip_reason, new_data_dir
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+DATA_DIR: Path | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir() -> Iterator[Path]:
+    """The checks probe mounts under the data dir: a test's own, with the shared builds."""
+    global DATA_DIR
+    DATA_DIR = new_data_dir()
+    try:
+        yield DATA_DIR
+    finally:
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "nullspace", "doctor", "--no-server", *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "nullspace", "doctor", "--no-server", "--data-dir", str(DATA_DIR), *args],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
 
 
 def test_doctor_passes_on_this_host() -> None:
@@ -28,6 +44,8 @@ def test_doctor_passes_on_this_host() -> None:
         assert name in done.stdout
     assert "this host can run sandboxes" in done.stdout
     assert "✗" not in done.stdout
+    assert "built: code-interpreter" in done.stdout
+    assert not list(DATA_DIR.glob(".doctor-*"))  # the probe mount was undone
 
 
 def test_doctor_reports_a_missing_cgroup_filesystem_and_its_fix(tmp_path: Path) -> None:
