@@ -26,8 +26,9 @@ DEFAULT_HOME = Path("/var/lib/nullspace")
 
 
 @contextmanager
-def nullspace_server(pool: int) -> Iterator[Path]:
-    """Start `nullspace serve` with a warm pool of `pool`; yields its data dir (env points the SDK at it)."""
+def nullspace_server(pool: int | str) -> Iterator[Path]:
+    """Start `nullspace serve` with a warm pool of `pool` (N or "MIN:MAX"); yields its data dir
+    (env points the SDK at it)."""
     data_dir = Path(tempfile.mkdtemp(prefix="nsbench-", dir="/var/tmp"))
     os.chmod(data_dir, 0o711)
     share_builds(DEFAULT_HOME, data_dir)

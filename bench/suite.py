@@ -228,6 +228,66 @@ def section_cold(n: int, plots: int, progress: Progress) -> tuple[list[Row], lis
     return rows, notes
 
 
+LOOP_PERIOD = 1 / 3  # an agent loop: create, one cell, kill, about three times a second
+
+
+def _loop(n: int, pool: int | str, progress: Progress) -> tuple[list[float], dict[str, int]]:
+    """`n` back-to-back create → run_code → kill, paced at LOOP_PERIOD, from a settled pool."""
+    with nullspace_server(pool=pool) as data_dir:
+        wait_pool(data_dir, 2, timeout=300)
+        time.sleep(1)
+        task = progress.add_task(f"back-to-back loop, pool {pool}", total=n)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            sb = Sandbox.create(timeout=60)
+            assert sb.run_code("1+1").text == "2"
+            times.append(time.perf_counter() - t0)
+            sb.kill()
+            progress.advance(task)
+            time.sleep(max(0.0, LOOP_PERIOD - (time.perf_counter() - t0)))
+        return times, pool_state(data_dir)
+
+
+def section_loop(n: int, progress: Progress) -> tuple[list[Row], list[str]]:
+    fixed, fixed_state = _loop(n, 2, progress)
+    demand, state = _loop(n, "2:8", progress)
+    rows = [row("back-to-back create → first result, ~3/s (pool follows demand, 2:8)", demand, fixed, "fixed pool of 2")]
+    notes = [
+        f"back-to-back loop, {n} iterations at ~3/s: pool 2:8 (default) {state['claimed']} hits / "
+        f"{state['missed']} misses, target reached {state['target']}; fixed pool of 2: "
+        f"{fixed_state['claimed']} hits / {fixed_state['missed']} misses"
+    ]
+    return rows, notes
+
+
+SPIN = "import time\nend = time.perf_counter() + {s}\nn = 0\nwhile time.perf_counter() < end: n += 1\nn"
+
+
+def section_refill(progress: Progress) -> tuple[list[Row], list[str]]:
+    """A busy sandbox's CPU throughput (loop iterations in 1 s) while the pool is quiet and while
+    it refills after a burst of claims: refills must leave running sandboxes their CPU."""
+    task = progress.add_task("busy sandbox while the pool refills", total=None)
+    with nullspace_server(pool="2:8") as data_dir:
+        wait_pool(data_dir, 2, timeout=300)
+        time.sleep(2)
+        with Sandbox.create(timeout=300, cpu=1.0) as busy:
+            quiet = [float(busy.run_code(SPIN.format(s=1.0)).text) for _ in range(5)]
+            burst = [Sandbox.create(timeout=60) for _ in range(8)]  # claims: the pool grows and refills
+            for sb in burst:
+                sb.kill()
+            during = []
+            while pool_state(data_dir)["starting"] or len(during) < 3:
+                during.append(float(busy.run_code(SPIN.format(s=1.0)).text))
+                if len(during) >= 15:
+                    break
+    progress.update(task, total=1, completed=1)
+    q = sorted(quiet)[len(quiet) // 2]
+    d = sorted(during)[len(during) // 2]
+    return [], [f"a busy 1-core sandbox's throughput while the pool refilled: {d / q:.2f}× of its throughput "
+                f"with the pool quiet (median of {len(during)} and {len(quiet)} one-second spins)"]
+
+
 def section_density(limit: int, progress: Progress) -> list[str]:
     return held_idle(limit, 0.15, progress)
 
@@ -235,7 +295,7 @@ def section_density(limit: int, progress: Progress) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="create,cold,execute,stream,burst,density")
+    parser.add_argument("--only", default="create,cold,execute,stream,loop,refill,burst,density")
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--density", type=int, default=200, help="idle sandboxes to hold (bounded by memory)")
     parser.add_argument("--write", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -256,6 +316,12 @@ def main() -> None:
             rows += section_execute(n_exec, progress)
         if "stream" in sections:
             rows += section_stream(progress)
+        if "loop" in sections:
+            loop_rows, loop_notes = section_loop(20 if args.quick else 45, progress)
+            rows += loop_rows
+            notes += loop_notes
+        if "refill" in sections:
+            notes += section_refill(progress)[1]
         if "burst" in sections and not args.quick:
             burst_rows, burst_notes = section_burst(args.burst, progress)
             rows += burst_rows

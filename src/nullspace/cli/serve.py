@@ -22,7 +22,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 49982,
     pool: Annotated[
         list[str] | None,
-        typer.Option(help="Warm pool size per template, TEMPLATE=N (repeatable; default code-interpreter=2)"),
+        typer.Option(help="Warm pool per template: TEMPLATE=N (fixed) or TEMPLATE=MIN:MAX (follows demand); "
+                          "repeatable; default code-interpreter=2:8"),
     ] = None,
     log_format: Annotated[
         LogFormat,
@@ -41,6 +42,7 @@ def serve(
     """
     from ..egress.settings import EgressSettings
     from ..server import logs
+    from ..server.pool_policy import PoolBounds
     from ..server.serve import serve as run
     from ..server.settings import DEFAULT_POOL_SIZES, Settings, default_data_dir
 
@@ -50,9 +52,10 @@ def serve(
     sizes = dict(DEFAULT_POOL_SIZES)
     for item in pool or []:
         name, _, size = item.partition("=")
-        if not size.isdigit():
-            raise typer.BadParameter(f"--pool takes TEMPLATE=N, got {item!r}")
-        sizes[name] = int(size)
+        try:
+            sizes[name] = PoolBounds.parse(size)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--pool takes TEMPLATE=N or TEMPLATE=MIN:MAX, got {item!r}: {exc}") from None
     settings = Settings(
         data_dir=data_dir or default_data_dir(), socket_path=socket, host=host, port=port, pool_sizes=sizes,
         egress=EgressSettings.load(egress_config) if egress_config else EgressSettings(),

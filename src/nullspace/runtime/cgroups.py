@@ -308,6 +308,10 @@ class Cgroup(ABC):
         """Just the limit counters: two small reads, taken around every run."""
 
     @abstractmethod
+    def cpu_usage_usec(self) -> int:
+        """CPU time used by every member so far (one small read)."""
+
+    @abstractmethod
     def set_limits(self, limits: Limits) -> None:
         """Apply memory (no swap), CPU quota and pids limits."""
 
@@ -485,6 +489,10 @@ class CgroupV1(Cgroup):
             pids_max_hits=_read_keyed(self._dirs["pids"] / "pids.events", "max"),
         )
 
+    def cpu_usage_usec(self) -> int:
+        cpuacct = self._dir("cpuacct")
+        return max(_read_int(cpuacct / "cpuacct.usage"), 0) // 1000 if cpuacct is not None else 0
+
     def stats(self) -> CgroupStats:
         mem = self._dirs["memory"]
         pids = self._dirs["pids"]
@@ -579,6 +587,9 @@ class CgroupV2(Cgroup):
             oom_kills=_read_keyed(self._leaf / "memory.events", "oom_kill"),
             pids_max_hits=_read_keyed(self._leaf / "pids.events", "max"),
         )
+
+    def cpu_usage_usec(self) -> int:
+        return _read_keyed(self._leaf / "cpu.stat", "usage_usec")
 
     def stats(self) -> CgroupStats:
         leaf = self._leaf

@@ -1,9 +1,9 @@
 """Warm pools: per template, sandboxes fully started (isolation, agent, Python kernel) ahead of need.
 
 `create` claims one (`SandboxManager._claim_warm` then applies the caller's limits, disk size
-and envs) and a background filler starts its replacement once the claims quiet down. Fillers
-start one sandbox at a time per template, with a low CPU quota while warming, so refills never
-starve running sandboxes.
+and envs) and a background filler starts its replacement once the claims quiet down. A pool's
+size follows demand within the operator's bounds, and its refills speed up when the host's cores
+are idle and back off when running sandboxes need them (pool_policy.py).
 A template's ``preload`` modules are imported by a pooled sandbox's Python kernel before it
 counts as ready (a first plot then skips ~550 ms of imports); cold starts never wait for them.
 A pooled sandbox is claimed once and never returned: nothing carries over between users. A
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from ..runtime.cgroups import Limits
 from ..runtime.local import RunningSandbox
 from .agent_client import AgentClient
 from .logs import bind_sandbox
+from .pool_policy import Demand, PoolBounds, refill_plan, target
 from .settings import MiB
 
 if TYPE_CHECKING:
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WARMING_CPU = 0.5     # cores a sandbox may use while it warms up in the pool
 RETRY_DELAY = 5.0
+TRIM_EVERY = 10.0     # seconds between checks for ready sandboxes beyond a shrunken target
 # Claims go first: a claimer's first requests follow its create at once, and starting a sandbox
 # holds the event loop for ~20 ms (cgroup and mount setup) and then takes its share of the CPU
 # (measured: 100 creates from a pool of 100 got their first results in 1.1 s with refills held
@@ -54,25 +56,66 @@ class WarmSandbox:
     agent: AgentClient
 
 
-class WarmPool:
-    def __init__(self, manager: SandboxManager, sizes: dict[str, int]) -> None:
+class BusyCores:
+    """Cores the claimed (running) sandboxes used since the last look, from their cgroups."""
+
+    def __init__(self, manager: SandboxManager) -> None:
         self.manager = manager
-        self.sizes = {name: size for name, size in sizes.items() if size > 0}
+        self._last: tuple[float, int] | None = None
+
+    def sample(self, now: float) -> float:
+        used = 0
+        for live in list(self.manager.live.values()):
+            try:
+                used += live.running.cgroup.cpu_usage_usec()
+            except OSError:
+                pass  # ended meanwhile
+        last, self._last = self._last, (now, used)
+        if last is None or now <= last[0]:
+            return 0.0
+        return max(used - last[1], 0) / 1e6 / (now - last[0])
+
+
+class WarmPool:
+    def __init__(self, manager: SandboxManager, bounds: dict[str, PoolBounds]) -> None:
+        self.manager = manager
+        self.bounds = {name: b for name, b in bounds.items() if b.max > 0}
+        self.demand = {name: Demand() for name in self.bounds}
         self.ready: dict[str, collections.deque[WarmSandbox]] = collections.defaultdict(collections.deque)
         self.starting: collections.Counter[str] = collections.Counter()
         self.claimed: collections.Counter[str] = collections.Counter()
+        self.missed: collections.Counter[str] = collections.Counter()
         self._fillers: dict[str, asyncio.Task[None]] = {}
+        self._trimmer: asyncio.Task[None] | None = None
+        self._busy = BusyCores(manager)
+        self._cores = float(os.cpu_count() or 1)
         self._closing = False
         self._claimed_at = float("-inf")  # loop time of the last claim
 
     def start(self) -> None:
-        for template in self.sizes:
+        for template in self.bounds:
             self._kick(template)
+        if any(b.min < b.max for b in self.bounds.values()):
+            self._trimmer = asyncio.create_task(self._trim(), name="pool-trim")
 
-    def status(self) -> dict[str, dict[str, int]]:
+    def target(self, template: str) -> int:
+        bounds = self.bounds.get(template)
+        if bounds is None:
+            return 0
+        demand = self.demand[template]
+        return target(bounds, demand.rate(asyncio.get_running_loop().time()), demand.boot_seconds)
+
+    def status(self) -> dict[str, dict[str, int | float]]:
+        now = asyncio.get_running_loop().time()
         return {
-            t: {"target": size, "ready": len(self.ready[t]), "starting": self.starting[t], "claimed": self.claimed[t]}
-            for t, size in self.sizes.items()
+            t: {
+                "target": self.target(t), "min": b.min, "max": b.max,
+                "ready": len(self.ready[t]), "starting": self.starting[t],
+                "claimed": self.claimed[t], "missed": self.missed[t],
+                "claims_per_minute": round(self.demand[t].rate(now) * 60, 1),
+                "warm_start_seconds": round(self.demand[t].boot_seconds, 3),
+            }
+            for t, b in self.bounds.items()
         }
 
     def claim(self, template: str, digest: str) -> WarmSandbox | None:
@@ -84,13 +127,17 @@ class WarmPool:
                 found = warm
             else:
                 asyncio.ensure_future(self.manager.discard(warm.running, warm.agent, warm.uid))
+        now = asyncio.get_running_loop().time()
         if found:
-            self._claimed_at = asyncio.get_running_loop().time()
+            self._claimed_at = now
             bind_sandbox(found.sid)
-        self.manager.metrics.pool_claimed(template, hit=found is not None, pooled=template in self.sizes)
-        if template in self.sizes:
+        self.manager.metrics.pool_claimed(template, hit=found is not None, pooled=template in self.bounds)
+        if template in self.bounds:
+            self.demand[template].record(now)
             if found:
                 self.claimed[template] += 1
+            else:
+                self.missed[template] += 1
             self._kick(template)
         return found
 
@@ -100,35 +147,60 @@ class WarmPool:
             self._fillers[template] = asyncio.create_task(self._fill(template), name=f"pool-{template}")
 
     async def _fill(self, template: str) -> None:
+        while not self._closing:
+            deficit = self.target(template) - len(self.ready[template]) - self.starting[template]
+            if deficit <= 0:
+                return
+            if self.ready[template]:  # an empty pool refills at once; otherwise claims go first
+                await self._after_claims()
+            loop = asyncio.get_running_loop()
+            plan = refill_plan(self._cores, self._busy.sample(loop.time()))
+            batch = min(plan.parallel, deficit, self.manager.settings.max_sandboxes - len(self.manager.uids))
+            if self._closing or batch <= 0:
+                return
+            results = await asyncio.gather(*(self._warm_one(template, plan.cpu) for _ in range(batch)))
+            if not any(results):
+                await asyncio.sleep(RETRY_DELAY)
+
+    async def _warm_one(self, template: str, cpu: float) -> bool:
+        """Start one pooled sandbox with a `cpu` quota; False if it failed (logged)."""
         from .lifecycle import new_sandbox_id
 
         manager, defaults = self.manager, self.manager.settings.defaults
-        while not self._closing and len(self.ready[template]) < self.sizes[template]:
-            await self._after_claims()
-            if self._closing or len(manager.uids) >= manager.settings.max_sandboxes:
-                return
-            uid = manager._allocate_uid()
-            self.starting[template] += 1
-            try:
-                image = await manager.templates.resolve(template)
-                limits = Limits(memory_bytes=defaults.memory_mb * MiB, cpu=WARMING_CPU, pids=defaults.pids)
-                sid = new_sandbox_id()
-                warm_env = {PRELOAD_ENV: ",".join(image.spec.preload)} if image.spec.preload else {}
-                running, agent = await manager.boot(image, sid, uid, limits, defaults.disk_mb, warm_env)
-            except asyncio.CancelledError:
-                manager.uids.discard(uid)
-                raise
-            except Exception:
-                manager.uids.discard(uid)
-                log.exception("pool %s: could not start a sandbox; retrying in %.0f s", template, RETRY_DELAY)
-                await asyncio.sleep(RETRY_DELAY)
-                continue
-            finally:
-                self.starting[template] -= 1
-            if self._closing:
-                await manager.discard(running, agent, uid)
-                return
-            self.ready[template].append(WarmSandbox(sid, uid, image.digest, defaults.disk_mb, limits.memory_bytes, running, agent))
+        uid = manager._allocate_uid()
+        self.starting[template] += 1
+        started = asyncio.get_running_loop().time()
+        try:
+            image = await manager.templates.resolve(template)
+            limits = Limits(memory_bytes=defaults.memory_mb * MiB, cpu=cpu, pids=defaults.pids)
+            sid = new_sandbox_id()
+            warm_env = {PRELOAD_ENV: ",".join(image.spec.preload)} if image.spec.preload else {}
+            running, agent = await manager.boot(image, sid, uid, limits, defaults.disk_mb, warm_env)
+        except asyncio.CancelledError:
+            manager.uids.discard(uid)
+            raise
+        except Exception:
+            manager.uids.discard(uid)
+            log.exception("pool %s: could not start a sandbox; retrying in %.0f s", template, RETRY_DELAY)
+            return False
+        finally:
+            self.starting[template] -= 1
+        if self._closing:
+            await manager.discard(running, agent, uid)
+            return True
+        self.demand[template].observe_boot(asyncio.get_running_loop().time() - started)
+        self.ready[template].append(WarmSandbox(sid, uid, image.digest, defaults.disk_mb, limits.memory_bytes, running, agent))
+        return True
+
+    async def _trim(self) -> None:
+        """Let a pool that grew for a burst shrink back once demand falls (oldest first)."""
+        while not self._closing:
+            await asyncio.sleep(TRIM_EVERY)
+            for template in self.bounds:
+                queue = self.ready[template]
+                while len(queue) > self.target(template):
+                    warm = queue.popleft()
+                    await self.manager.discard(warm.running, warm.agent, warm.uid)
 
     async def _after_claims(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,9 +210,10 @@ class WarmPool:
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._fillers.values():
+        tasks = [*self._fillers.values(), *([self._trimmer] if self._trimmer else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._fillers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         warm = [w for queue in self.ready.values() for w in queue]
         self.ready.clear()
         await asyncio.gather(

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from ..egress.settings import EgressSettings
 from ..templates import default_data_dir
+from .pool_policy import PoolBounds
 
 MiB = 1 << 20
 
 
-DEFAULT_POOL_SIZES = {"code-interpreter": 2}
-"""Warm sandboxes per template unless `nullspace serve --pool` says otherwise."""
+DEFAULT_POOL_SIZES = {"code-interpreter": PoolBounds(2, 8)}
+"""Warm sandboxes per template unless `nullspace serve --pool` says otherwise: 2 kept ready,
+up to 8 while creates come fast (pool_policy.py)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Settings:
     max_sandboxes: int = 1000
     max_body_bytes: int = 16 * MiB
     agent_ready_timeout: float = 60.0
-    pool_sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POOL_SIZES))
+    pool_sizes: dict[str, PoolBounds] = field(default_factory=lambda: dict(DEFAULT_POOL_SIZES))
     egress: EgressSettings = EgressSettings()   # nullspace serve --egress-config FILE
 
     @property

@@ -10,5 +10,5 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
 
 
 @router.get("")
-async def pools(manager: Manager) -> dict[str, dict[str, int]]:
+async def pools(manager: Manager) -> dict[str, dict[str, int | float]]:
     return manager.pool.status() if manager.pool else {}
