@@ -322,3 +322,38 @@ async def test_stdio_sigterm_still_kills_the_session_sandbox(server: ServerHandl
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _nullspace(server: ServerHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nullspace", *args, "--data-dir", str(server.data_dir)],
+                          capture_output=True, text=True)
+
+
+async def test_http_a_key_reaches_only_its_tenants_sandboxes(server: ServerHandle) -> None:
+    """Another tenant's sandbox (made by create_sandbox, or a session's) answers every tool
+    exactly like a sandbox that never existed, and is not listed."""
+    if subprocess.run([sys.executable, "-m", "nullspace", "keys", "tenant", "--help"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("tenants (#12) are not on this branch yet")
+    for tenant in ("mcp-a", "mcp-b"):
+        _nullspace(server, "keys", "tenant", "create", tenant)
+    key_a, key_b = (_new_key(server, f"{t}-key", "--tenant", t) for t in ("mcp-a", "mcp-b"))
+    unknown = "sb_0123456789abcdef"
+    async with http_session(server, key=key_a) as a, http_session(server, key=key_b) as b:
+        created = await a.call_tool("create_sandbox", {"timeout": 120})
+        explicit = created.structured_content["sandbox_id"]
+        session = (await a.call_tool("run_code", {"code": "secret = 41"})).structured_content["sandbox_id"]
+        for target in (explicit, session):
+            for tool, args in (("run_code", {"code": "secret"}), ("read_file", {"path": "/etc/hostname"}),
+                               ("run_command", {"command": "id"}), ("kill_sandbox", {})):
+                foreign = await b.call_tool(tool, {**args, "sandbox_id": target})
+                never = await b.call_tool(tool, {**args, "sandbox_id": unknown})
+                assert foreign.is_error and never.is_error
+                assert _texts(foreign).replace(target, "ID") == _texts(never).replace(unknown, "ID")
+            assert await _running(target)
+        listed_b = (await b.call_tool("list_sandboxes", {})).structured_content["sandboxes"]
+        assert not {explicit, session} & {s["sandbox_id"] for s in listed_b}
+        listed_a = (await a.call_tool("list_sandboxes", {})).structured_content["sandboxes"]
+        assert {explicit, session} <= {s["sandbox_id"] for s in listed_a}
+        assert "42" in _texts(await a.call_tool("run_code", {"code": "secret + 1"}))
+        await a.call_tool("kill_sandbox", {"sandbox_id": explicit})
