@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -23,9 +23,9 @@ from pydantic import Field
 from .._exceptions import ExecutionTimeoutError, NullspaceError
 from .._version import __version__
 from ..client._async.sandbox import AsyncSandbox
-from ..client._models import OutputMessage
 from . import content
 from .access import Access, open_sandbox
+from .progress import progress
 
 Language = Literal["python", "r", "javascript", "typescript", "java", "bash"]
 SandboxId = Annotated[
@@ -55,19 +55,6 @@ async def _errors() -> AsyncIterator[None]:
         raise ToolError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _progress(ctx: Context) -> Callable[[OutputMessage], Awaitable[None]]:
-    """A stdout/stderr callback that reports each chunk as an MCP progress notification."""
-    count = 0
-
-    async def report(message: OutputMessage) -> None:
-        nonlocal count
-        count += 1
-        prefix = "stderr: " if message.error else ""
-        await ctx.report_progress(count, None, prefix + content.clip(message.line.rstrip("\n"), 2000))
-
-    return report
-
-
 def _noted(blocks: list[content.Block], note: str | None) -> list[content.Block]:
     return [content.text(note), *blocks] if note else blocks
 
@@ -90,11 +77,11 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         result: charts (matplotlib plt.show(), R plots) as images, tables as text, HTML as an
         embedded resource. Variables, imports and files persist between calls in the same
         sandbox and language. Output lines are also streamed as progress notifications."""
-        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
-            report = _progress(ctx)
+        async with (_errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note),
+                    progress(ctx, "run_code") as report):
             try:
                 execution = await sandbox.run_code(
-                    code, language=language, timeout=timeout, on_stdout=report, on_stderr=report
+                    code, language=language, timeout=timeout, on_stdout=report.output, on_stderr=report.output
                 )
             except ExecutionTimeoutError as exc:
                 blocks = content.run_blocks(exc.execution, sandbox.sandbox_id, language)
@@ -116,10 +103,10 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
     ) -> CallToolResult:
         """Run a shell command in a sandbox and return its exit code, stdout and stderr (a
         non-zero exit code is reported, not an error). Output lines are streamed as progress."""
-        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
-            report = _progress(ctx)
+        async with (_errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note),
+                    progress(ctx, "run_command") as report):
             result = await sandbox.commands.run(
-                command, cwd=cwd, timeout=timeout, on_stdout=report, on_stderr=report, check=False
+                command, cwd=cwd, timeout=timeout, on_stdout=report.output, on_stderr=report.output, check=False
             )
             return CallToolResult(
                 content=_noted(content.command_blocks(result, sandbox.sandbox_id), note),
@@ -139,10 +126,10 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
     ) -> CallToolResult:
         """Install pip or npm packages into a sandbox; code that is already running can import
         them at once. The server downloads them for the sandbox (which has no network)."""
-        async with _errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note):
-            await ctx.report_progress(0, 1, f"resolving and installing {', '.join(packages)}")
+        async with (_errors(), open_sandbox(access, ctx, sandbox_id) as (sandbox, note),
+                    progress(ctx, "install_packages") as report):
+            await report.report(f"resolving and installing {', '.join(packages)}")
             result = await sandbox.install_packages(packages, language=language)
-            await ctx.report_progress(1, 1, "installed")
             installed = ", ".join(f"{name}=={version}" for name, version in result.installed)
             return CallToolResult(
                 content=_noted([content.text(f"installed into {sandbox.sandbox_id}: {installed}")], note),
