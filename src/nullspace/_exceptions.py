@@ -19,6 +19,7 @@ Every error the SDK raises derives from `NullspaceError`::
     │   ├── PackageInstallError       422      code "package_install_failed" (the installer's message; nothing changed)
     │   ├── CapacityError             503      code "capacity"
     │   ├── ServerError               5xx      code "internal"
+    │   │   └── SandboxUnresponsiveError 504   code "sandbox_unresponsive" (its agent is stopped, gone or silent)
     │   └── TemplateBuildError        500      code "template_build_failed" (`log`: the failing step's output)
     ├── TransportError                the server could not be reached
     ├── ExecutionTimeoutError         a run exceeded its timeout (the kernel was interrupted)
@@ -135,6 +136,14 @@ class ServerError(APIError):
     default_code = "internal"
 
 
+class SandboxUnresponsiveError(ServerError):
+    """The sandbox's agent did not answer in time, or its process was stopped or is gone (code in
+    the sandbox can signal it). The message says which; a stopped agent is resumed by the server."""
+
+    status_code = 504
+    default_code = "sandbox_unresponsive"
+
+
 class TransportError(NullspaceError):
     """The server could not be reached, or the connection broke mid-request."""
 
@@ -208,6 +217,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         CapacityError,
         ServerError,
         TemplateBuildError,
+        SandboxUnresponsiveError,
     )
 }
 
@@ -221,6 +231,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     413: PayloadTooLargeError,
     422: InvalidArgumentError,
     503: CapacityError,
+    504: SandboxUnresponsiveError,
     507: DiskFullError,
 }
 

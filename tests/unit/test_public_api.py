@@ -55,6 +55,7 @@ EXPECTED = [
     "SandboxNotFoundError",
     "SandboxPausedError",
     "Secret",
+    "SandboxUnresponsiveError",
     "ServerError",
     "TemplateBuildError",
     "TemplateNotFoundError",

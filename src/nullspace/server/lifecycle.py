@@ -13,7 +13,7 @@ from typing import Any
 from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError, SandboxPausedError
 from ..egress import api as egress_api
 from ..egress.service import EgressService
-from ..runtime import mounts
+from ..runtime import agent_watch, mounts
 from ..runtime.cgroups import LimitEvents, Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
 from ..templates import TemplateImage
@@ -169,7 +169,7 @@ class SandboxManager:
         except BaseException:
             self.uids.discard(uid)
             raise
-        agent = AgentClient(running.agent_socket)
+        agent = AgentClient(running.agent_socket, agent_watch.checker(running.process.pid, running.cgroup.pids))
         try:
             if self.egress is not None and running.egress is not None:
                 await self.egress.attach(sid, running.egress)
@@ -440,7 +440,7 @@ class SandboxManager:
         record = await self.store.get_sandbox(sandbox_id)
         if record and record.state != RUNNING:
             return {"type": "error", "name": "SandboxEnded", "value": record.end_reason or record.state, "traceback": ""}
-        return {"type": "error", "name": "AgentError", "value": str(exc), "traceback": ""}
+        return {"type": "error", "name": getattr(exc, "event_name", "AgentError"), "value": str(exc), "traceback": ""}
 
     async def agent_request(self, sandbox_id: str, method: str, path: str, body: Any = None) -> Any:
         live = await self.require_live(sandbox_id)

@@ -116,7 +116,7 @@ class _Stream(httpx.AsyncByteStream):
 
 
 async def _collect(resp: httpx.Response) -> list[dict[str, Any]]:
-    return [event async for event in agent_client._events(resp)]
+    return [event async for event in agent_client._events(resp.aiter_raw())]
 
 
 async def test_agent_events_read_the_body_end_before_the_final_event() -> None:
