@@ -4,7 +4,8 @@ Every error the SDK raises derives from `NullspaceError`::
 
     NullspaceError
     ├── APIError                      the server answered with a JSON error body
-    │   ├── AuthenticationError       401/403  code "unauthorized"
+    │   ├── AuthenticationError       401      code "unauthorized"
+    │   ├── PermissionDeniedError     403      code "forbidden" (needs an admin key)
     │   ├── InvalidArgumentError      400/422  code "invalid_argument"
     │   ├── NotFoundError             404      code "not_found"
     │   │   ├── SandboxNotFoundError           code "sandbox_not_found" (never existed, killed or timed out)
@@ -17,6 +18,7 @@ Every error the SDK raises derives from `NullspaceError`::
     │   ├── DiskFullError             507      code "disk_full" (the sandbox's disk limit; nothing was written)
     │   ├── IntegrityError            422      code "integrity_error" (what landed differs from what was sent)
     │   ├── PackageInstallError       422      code "package_install_failed" (the installer's message; nothing changed)
+    │   ├── QuotaExceededError        429      code "quota_exceeded" (a tenant quota; the message names it)
     │   ├── CapacityError             503      code "capacity"
     │   ├── ServerError               5xx      code "internal"
     │   │   └── SandboxUnresponsiveError 504   code "sandbox_unresponsive" (its agent is stopped, gone or silent)
@@ -58,6 +60,13 @@ class APIError(NullspaceError):
 class AuthenticationError(APIError):
     status_code = 401
     default_code = "unauthorized"
+
+
+class PermissionDeniedError(APIError):
+    """The key is valid but may not do this (an operation for admin keys only)."""
+
+    status_code = 403
+    default_code = "forbidden"
 
 
 class InvalidArgumentError(APIError):
@@ -124,6 +133,13 @@ class PackageInstallError(APIError):
 
     status_code = 422
     default_code = "package_install_failed"
+
+
+class QuotaExceededError(APIError):
+    """The request would take the tenant over a quota its operator set; the message names it."""
+
+    status_code = 429
+    default_code = "quota_exceeded"
 
 
 class CapacityError(APIError):
@@ -202,6 +218,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     cls.default_code: cls
     for cls in (
         AuthenticationError,
+        PermissionDeniedError,
         InvalidArgumentError,
         NotFoundError,
         SandboxNotFoundError,
@@ -214,6 +231,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         DiskFullError,
         IntegrityError,
         PackageInstallError,
+        QuotaExceededError,
         CapacityError,
         ServerError,
         TemplateBuildError,
@@ -224,12 +242,13 @@ _BY_CODE: dict[str, type[APIError]] = {
 _BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidArgumentError,
     401: AuthenticationError,
-    403: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
     405: MethodNotAllowedError,
     409: ConflictError,
     413: PayloadTooLargeError,
     422: InvalidArgumentError,
+    429: QuotaExceededError,
     503: CapacityError,
     504: SandboxUnresponsiveError,
     507: DiskFullError,

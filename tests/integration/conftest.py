@@ -95,6 +95,18 @@ def wait_healthy(sock: Path, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError("server did not become healthy")
 
 
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """The TCP listener starts after the unix socket's (it needs the lifespan's state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited during start"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"the server did not listen on TCP port {port}")
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -130,6 +142,7 @@ def server() -> Iterator[ServerHandle]:
     process = start_server(data_dir, "--host", "127.0.0.1", "--port", str(port))
     sock = data_dir / "nullspace.sock"
     wait_healthy(sock, process)
+    _wait_listening(port, process)
     handle = ServerHandle(data_dir, sock, f"http://127.0.0.1:{port}", key, process)
     saved = {
         k: os.environ.get(k)

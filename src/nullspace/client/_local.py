@@ -89,7 +89,8 @@ def not_root_message(socket_path: str) -> str:
 def spawn_server(config: ConnectionConfig) -> subprocess.Popen[bytes]:
     """Start `python -m nullspace serve` detached, logging to `<data dir>/server.log`."""
     assert config.data_dir is not None
-    with open(os.path.join(config.data_dir, LOG_NAME), "ab") as log:
+    log_fd = os.open(os.path.join(config.data_dir, LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(log_fd, "ab") as log:  # 0600: the server's log is for root only
         proc = subprocess.Popen(
             [sys.executable, "-m", "nullspace", "serve"],
             start_new_session=True,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import secrets
 import time
@@ -10,7 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._exceptions import CapacityError, InvalidArgumentError, SandboxNotFoundError, SandboxPausedError
+from .._exceptions import (
+    CapacityError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SandboxNotFoundError,
+    SandboxPausedError,
+)
 from ..egress import api as egress_api
 from ..egress.service import EgressService
 from ..runtime import agent_watch, mounts
@@ -25,6 +33,7 @@ from .pool import WarmPool
 from .settings import MiB, Settings
 from .store import PAUSED, RUNNING, SandboxRecord, Store
 from .template_resolver import TemplateResolver
+from .tenants import ADMIN, Principal, Quotas
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,8 @@ class SandboxManager:
         self.uids: set[int] = set()  # host uids of every sandbox we run or are starting
         self.pool: WarmPool | None = None
         self.egress: EgressService | None = None  # set by the app (nullspace.egress)
+        self._tokens = itertools.count()
+        self.creating: dict[int, tuple[str | None, float, int]] = {}  # token → (tenant, cpu, memory_mb)
 
     # -- lifecycle of the manager ---------------------------------------------------------
     async def startup(self) -> None:
@@ -90,13 +101,14 @@ class SandboxManager:
         if self.pool:
             await self.pool.close()
         await asyncio.gather(
-            *(self.kill(sid, "dead", "the server stopped") for sid in list(self.live)),
+            *(self.kill(sid, "dead", "the server stopped", caller=ADMIN) for sid in list(self.live)),
             return_exceptions=True,
         )
 
     # -- create / find / kill -------------------------------------------------------------
     @observe_create
-    async def create(self, req: CreateSandbox) -> SandboxRecord:
+    async def create(self, req: CreateSandbox, caller: Principal) -> SandboxRecord:
+        """Start a sandbox owned by `caller`'s tenant; every step completes or is undone."""
         s, d = self.settings, self.settings.defaults
         timeout = req.timeout or d.timeout
         if timeout > s.max_timeout:
@@ -109,6 +121,44 @@ class SandboxManager:
             raise InvalidArgumentError(f"cpu {cpu} is over the {s.max_cpu:g} cores of this host")
         if len(self.uids) >= s.max_sandboxes:
             raise CapacityError(f"this server runs at most {s.max_sandboxes} sandboxes")
+        quotas = Quotas() if caller.is_admin else await self.store.tenant_quotas(caller.tenant_id or "")
+        self._check_quotas(caller, quotas, cpu, memory_mb, timeout)
+        token = next(self._tokens)
+        self.creating[token] = (caller.tenant_id, cpu, memory_mb)  # counts against quotas from now on
+        try:
+            return await self._create(req, caller, timeout, memory_mb, cpu)
+        finally:
+            del self.creating[token]
+
+    def _check_quotas(self, caller: Principal, quotas: Quotas, cpu: float, memory_mb: int, timeout: int) -> None:
+        """Refuse (429, naming the quota) what would take the tenant over its operator's limits."""
+        if caller.is_admin or quotas == Quotas():
+            return
+        tenant = caller.tenant_id
+        if quotas.max_lifetime is not None and timeout > quotas.max_lifetime:
+            raise QuotaExceededError(f"quota max_lifetime: tenant {tenant!r} may keep a sandbox at most "
+                                     f"{quotas.max_lifetime} s; asked for {timeout} s")
+        used = [(c, m) for t, c, m in self._usage() if t == tenant]
+        if quotas.max_sandboxes is not None and len(used) + 1 > quotas.max_sandboxes:
+            raise QuotaExceededError(f"quota max_sandboxes: tenant {tenant!r} may run at most "
+                                     f"{quotas.max_sandboxes} sandboxes at once; it runs {len(used)}")
+        used_cpu = sum(c for c, _ in used)
+        if quotas.max_cpu is not None and used_cpu + cpu > quotas.max_cpu + 1e-9:
+            raise QuotaExceededError(f"quota max_cpu: tenant {tenant!r} may use at most {quotas.max_cpu:g} CPU "
+                                     f"cores in total; its sandboxes use {used_cpu:g} and this one asks for {cpu:g}")
+        used_mb = sum(m for _, m in used)
+        if quotas.max_memory_mb is not None and used_mb + memory_mb > quotas.max_memory_mb:
+            raise QuotaExceededError(f"quota max_memory_mb: tenant {tenant!r} may use at most "
+                                     f"{quotas.max_memory_mb} MiB of memory in total; its sandboxes use "
+                                     f"{used_mb} MiB and this one asks for {memory_mb} MiB")
+
+    def _usage(self) -> list[tuple[str | None, float, int]]:
+        """(tenant, cpu, memory_mb) of every sandbox running or being created."""
+        running = [(lv.record.tenant_id, lv.record.cpu, lv.record.memory_mb) for lv in self.live.values() if not lv.stopping]
+        return running + list(self.creating.values())
+
+    async def _create(self, req: CreateSandbox, caller: Principal, timeout: int, memory_mb: int, cpu: float) -> SandboxRecord:
+        s, d = self.settings, self.settings.defaults
         image = await self.templates.resolve(req.template)
         limits = Limits(memory_bytes=memory_mb * MiB, cpu=cpu, pids=d.pids)
         disk_mb = req.disk_mb or d.disk_mb
@@ -132,8 +182,13 @@ class SandboxManager:
             id=sid, template=req.template, digest=image.digest, state=RUNNING,
             created_at=now, end_at=now + timeout, metadata=req.metadata or {},
             env_keys=sorted(envs), cpu=cpu, memory_mb=memory_mb, disk_mb=disk_mb, host_uid=uid,
+            tenant_id=caller.tenant_id,
         )
-        await self.store.insert_sandbox(record)
+        try:
+            await self.store.insert_sandbox(record)
+        except BaseException:
+            await self.discard(running, agent, uid)  # nobody could find or kill it otherwise
+            raise
         live = LiveSandbox(record, running, agent, auto_resume=req.auto_resume)
         self.live[sid] = live
         self._schedule_end(live, record.end_at)
@@ -223,37 +278,38 @@ class SandboxManager:
                 return uid
         raise CapacityError("no free sandbox uid")
 
-    async def get(self, sandbox_id: str) -> SandboxRecord:
+    async def get(self, sandbox_id: str, caller: Principal) -> SandboxRecord:
+        """The record of a sandbox `caller` may see (also ended ones); another tenant's sandbox
+        raises the same SandboxNotFoundError as an unknown id."""
         record = await self.store.get_sandbox(sandbox_id)
-        if record is None:
+        if record is None or not caller.owns(record.tenant_id):
             raise SandboxNotFoundError(f"sandbox {sandbox_id} does not exist")
         return record
 
-    async def require_live(self, sandbox_id: str) -> LiveSandbox:
+    async def require_live(self, sandbox_id: str, caller: Principal) -> LiveSandbox:
         """The running sandbox, for a call that needs it to run: a paused one is resumed when it
         was created with auto_resume, else the call is refused with SandboxPausedError."""
         live = self.live.get(sandbox_id)
-        if live is not None and not live.stopping:
+        if live is not None and not live.stopping and caller.owns(live.record.tenant_id):
             if live.paused is not None:
                 if not live.auto_resume:
                     raise SandboxPausedError(
                         f"sandbox {sandbox_id} is paused: resume it first (or create it with auto_resume)"
                     )
-                await self.resume(sandbox_id)
+                await self.resume(sandbox_id, None, caller)
             return live
-        record = await self.store.get_sandbox(sandbox_id)
-        if record is None:
-            raise SandboxNotFoundError(f"sandbox {sandbox_id} does not exist")
+        record = await self.get(sandbox_id, caller)
         raise SandboxNotFoundError(f"sandbox {sandbox_id} is not running: {record.end_reason or record.state}")
 
-    async def list(self, metadata: dict[str, str], state: str | None) -> list[SandboxRecord]:
-        records = await self.store.list_sandboxes(state)
+    async def list(self, metadata: dict[str, str], state: str | None, caller: Principal) -> list[SandboxRecord]:
+        records = await self.store.list_sandboxes(state, caller)
         return [r for r in records if all(r.metadata.get(k) == v for k, v in metadata.items())]
 
-    async def kill(self, sandbox_id: str, state: str = "killed", reason: str | None = None) -> None:
+    async def kill(self, sandbox_id: str, state: str = "killed", reason: str | None = None, *,
+                   caller: Principal) -> None:
         live = self.live.get(sandbox_id)
-        if live is None or live.stopping:
-            await self.require_live(sandbox_id)  # raises the right 404
+        if live is None or live.stopping or not caller.owns(live.record.tenant_id):
+            await self.require_live(sandbox_id, caller)  # raises the right 404
             return
         live.stopping = True
         if live.timer:
@@ -269,11 +325,11 @@ class SandboxManager:
                 live.watcher.cancel()
 
     # -- pause / resume ---------------------------------------------------------------------
-    def _alive(self, sandbox_id: str) -> LiveSandbox | None:
+    def _alive(self, sandbox_id: str, caller: Principal) -> LiveSandbox | None:
         live = self.live.get(sandbox_id)
-        return live if live is not None and not live.stopping else None
+        return live if live is not None and not live.stopping and caller.owns(live.record.tenant_id) else None
 
-    async def pause(self, sandbox_id: str, timeout: int | None = None) -> tuple[SandboxRecord, Paused]:
+    async def pause(self, sandbox_id: str, timeout: int | None, caller: Principal) -> tuple[SandboxRecord, Paused]:
         """Freeze every process of the sandbox and push its memory out to swap.
 
         Its lifetime stops; it is killed if not resumed within `timeout` seconds (at most the
@@ -282,9 +338,9 @@ class SandboxManager:
         limit = self.settings.max_paused_timeout
         if timeout is not None and timeout > limit:
             raise InvalidArgumentError(f"paused timeout {timeout} s is over the maximum of {limit} s")
-        live = self._alive(sandbox_id)
+        live = self._alive(sandbox_id, caller)
         if live is None:
-            await self.require_live(sandbox_id)  # raises the right 404
+            await self.require_live(sandbox_id, caller)  # raises the right 404
             raise AssertionError("unreachable")
         async with live.pausing:
             if live.paused is not None:
@@ -309,13 +365,13 @@ class SandboxManager:
             log.info("sandbox %s paused: %d -> %d bytes resident", sandbox_id, before, paused.memory_after)
             return live.record, paused
 
-    async def resume(self, sandbox_id: str, timeout: int | None = None) -> SandboxRecord:
+    async def resume(self, sandbox_id: str, timeout: int | None, caller: Principal) -> SandboxRecord:
         """Thaw a paused sandbox; it gets the lifetime it had left (or `timeout` seconds)."""
         if timeout is not None and timeout > self.settings.max_timeout:
             raise InvalidArgumentError(f"timeout {timeout} s is over the maximum of {self.settings.max_timeout} s")
-        live = self._alive(sandbox_id)
+        live = self._alive(sandbox_id, caller)
         if live is None:
-            await self.require_live(sandbox_id)  # raises the right 404
+            await self.require_live(sandbox_id, caller)  # raises the right 404
             raise AssertionError("unreachable")
         async with live.pausing:
             paused = live.paused
@@ -335,11 +391,18 @@ class SandboxManager:
         cgroup.restore_memory(live.record.memory_mb * MiB)
         cgroup.thaw()
 
-    async def set_timeout(self, sandbox_id: str, timeout: int) -> SandboxRecord:
+    async def set_timeout(self, sandbox_id: str, timeout: int, caller: Principal) -> SandboxRecord:
         if timeout > self.settings.max_timeout:
             raise InvalidArgumentError(f"timeout {timeout} s is over the maximum of {self.settings.max_timeout} s")
-        live = await self.require_live(sandbox_id)
+        live = await self.require_live(sandbox_id, caller)
         end_at = time.time() + timeout
+        if not caller.is_admin:
+            quotas = await self.store.tenant_quotas(caller.tenant_id or "")
+            lifetime = end_at - live.record.created_at
+            if quotas.max_lifetime is not None and lifetime > quotas.max_lifetime:
+                raise QuotaExceededError(
+                    f"quota max_lifetime: tenant {caller.tenant_id!r} may keep a sandbox at most "
+                    f"{quotas.max_lifetime} s from its creation; this would make it {lifetime:.0f} s")
         await self.store.set_end_at(sandbox_id, end_at)
         live.record.end_at = end_at
         self._schedule_end(live, end_at)
@@ -357,7 +420,7 @@ class SandboxManager:
 
     async def _end_quietly(self, sandbox_id: str, state: str, reason: str) -> None:
         try:
-            await self.kill(sandbox_id, state, reason)
+            await self.kill(sandbox_id, state, reason, caller=ADMIN)
         except SandboxNotFoundError:
             pass
         except Exception:
@@ -371,9 +434,9 @@ class SandboxManager:
 
     # -- code -----------------------------------------------------------------------------
     @observe_run
-    async def execute(self, sandbox_id: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def execute(self, sandbox_id: str, body: dict[str, Any], caller: Principal) -> AsyncIterator[dict[str, Any]]:
         """Events of one run, with the trusted side's knowledge of limits added."""
-        live = await self.require_live(sandbox_id)
+        live = await self.require_live(sandbox_id, caller)
         cgroup = live.running.cgroup
         before = cgroup.limit_events()  # two small cgroupfs reads: cheaper than a thread hop
         refusals = egress_api.refusal_mark(self.egress, sandbox_id)
@@ -442,6 +505,22 @@ class SandboxManager:
             return {"type": "error", "name": "SandboxEnded", "value": record.end_reason or record.state, "traceback": ""}
         return {"type": "error", "name": getattr(exc, "event_name", "AgentError"), "value": str(exc), "traceback": ""}
 
-    async def agent_request(self, sandbox_id: str, method: str, path: str, body: Any = None) -> Any:
-        live = await self.require_live(sandbox_id)
-        return await live.agent.request(method, path, json_body=body)
+    async def agent_request(self, sandbox_id: str, method: str, path: str, body: Any, caller: Principal) -> Any:
+        live = await self.require_live(sandbox_id, caller)
+        async with self.agent_errors(live):
+            return await live.agent.request(method, path, json_body=body)
+
+    @contextlib.asynccontextmanager
+    async def agent_errors(self, live: LiveSandbox) -> AsyncIterator[None]:
+        """An agent that went away because its sandbox ended (killed, timed out, died) during a
+        request gives the same 404 SandboxNotFoundError a request after the end gets."""
+        try:
+            yield
+        except AgentError:
+            if not (live.stopping or live.running.exited.done()):
+                await asyncio.sleep(0.05)  # a kill or the agent's exit may be on its way
+            if not (live.stopping or live.running.exited.done()):
+                raise
+            record = await self.store.get_sandbox(live.record.id)
+            reason = record.end_reason if record and record.state != RUNNING and record.end_reason else "it ended"
+            raise SandboxNotFoundError(f"sandbox {live.record.id} is not running: {reason}") from None

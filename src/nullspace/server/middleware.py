@@ -1,4 +1,4 @@
-"""ASGI middleware: API-key authentication (TCP listener) and request body size limits."""
+"""ASGI middleware: who is calling (API keys on TCP, admin on the unix socket) and body size limits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._exceptions import PayloadTooLargeError
+from .tenants import ADMIN, Principal
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -56,10 +57,11 @@ class BodyLimit:
 
 
 class ApiKeyAuth:
-    """Require `X-API-Key` (or `Authorization: Bearer`) on everything but health and docs."""
+    """Require `X-API-Key` (or `Authorization: Bearer`) on everything but health and docs, and
+    put the key's `Principal` in ``scope["state"]["principal"]`` (`deps.Caller` reads it)."""
 
-    def __init__(self, app: ASGIApp, check: Callable[[str], Awaitable[bool]]) -> None:
-        self.app, self.check = app, check
+    def __init__(self, app: ASGIApp, resolve: Callable[[str], Awaitable[Principal | None]]) -> None:
+        self.app, self.resolve = app, resolve
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -71,6 +73,20 @@ class ApiKeyAuth:
             key = auth[7:].strip()
         if not key:
             return await _reply(send, 401, "unauthorized", "missing API key: send it in the X-API-Key header")
-        if not await self.check(key):
+        principal = await self.resolve(key)
+        if principal is None:
             return await _reply(send, 401, "unauthorized", "invalid API key")
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+class LocalAdmin:
+    """The unix socket: its file mode (0600, root) is the authentication; callers are admins."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("state", {})["principal"] = ADMIN
         await self.app(scope, receive, send)

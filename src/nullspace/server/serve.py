@@ -10,8 +10,9 @@ import uvicorn
 
 from .app import create_app
 from .e2b import E2BDoor
-from .middleware import ApiKeyAuth, BodyLimit
+from .middleware import ApiKeyAuth, BodyLimit, LocalAdmin
 from .settings import Settings
+from .tenants import Principal
 
 
 def _unix_listener(path: os.PathLike[str] | str) -> socket.socket:
@@ -28,25 +29,25 @@ def _unix_listener(path: os.PathLike[str] | str) -> socket.socket:
 
 async def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o711)
+    os.chmod(settings.data_dir, 0o711)  # sandboxes reach their own dirs through it; nobody lists it
+    try:  # whoever started us may have created the log with their umask
+        os.chmod(settings.data_dir / "server.log", 0o600)
+    except FileNotFoundError:
+        pass
     app = create_app(settings)
     # The E2B door takes its own traffic (sandbox traffic carries a per-sandbox token, no API key)
-    local_app = E2BDoor(BodyLimit(app, settings.max_body_bytes), app,
+    local_app = E2BDoor(BodyLimit(LocalAdmin(app), settings.max_body_bytes), app,
                         max_body_bytes=settings.max_body_bytes, authenticate=None)
     listener = _unix_listener(settings.unix_socket)
     pid_file = settings.data_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
     servers = [(uvicorn.Server(uvicorn.Config(local_app, lifespan="on", log_config=None, timeout_keep_alive=60)), [listener])]
     if settings.host:
-        async def check(key: str) -> bool:
-            return await app.state.store.key_exists(key)
+        async def resolve(key: str) -> Principal | None:
+            return await app.state.store.principal_for_key(key)
 
-        async def principal(key: str) -> object | None:
-            # TODO(#12): store.principal_for_key(key) once the tenant seam is on main
-            return True if await app.state.store.key_exists(key) else None
-
-        tcp_app = E2BDoor(BodyLimit(ApiKeyAuth(app, check), settings.max_body_bytes), app,
-                          max_body_bytes=settings.max_body_bytes, authenticate=principal)
+        tcp_app = E2BDoor(BodyLimit(ApiKeyAuth(app, resolve), settings.max_body_bytes), app,
+                          max_body_bytes=settings.max_body_bytes, authenticate=resolve)
         config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
                                 log_config=None, timeout_keep_alive=60)
         servers.append((uvicorn.Server(config), None))

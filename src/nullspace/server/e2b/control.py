@@ -54,7 +54,7 @@ def _manager(request: Request) -> SandboxManager:
 
 
 def _caller(request: Request) -> Any:
-    return request.state.principal  # TODO(#12): pass it to the manager once the seam is on main
+    return request.state.principal
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -187,7 +187,7 @@ async def _live(request: Request, sandbox_id: str) -> LiveSandbox:
     caller's)."""
     manager = _manager(request)
     try:
-        record = await manager.get(sandbox_id)
+        record = await manager.get(sandbox_id, _caller(request))
     except SandboxNotFoundError:
         record = None
     live = manager.live.get(sandbox_id) if record is not None and record.state in ALIVE else None
@@ -215,7 +215,7 @@ async def create(request: Request) -> Response:
         err = exc.errors()[0]
         where = {"template": "templateID", "envs": "envVars", "network": "network.allowOut"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
         raise InvalidArgumentError(f"{where}: {err['msg']}") from None
-    record = await _manager(request).create(req)
+    record = await _manager(request).create(req, _caller(request))
     try:
         live = await _live(request, record.id)
     except NotFoundError:
@@ -232,7 +232,7 @@ async def kill(request: Request) -> Response:
     sandbox_id = request.path_params["sandbox_id"]
     await _live(request, sandbox_id)
     try:
-        await _manager(request).kill(sandbox_id, "killed", f"sandbox {sandbox_id} was killed")
+        await _manager(request).kill(sandbox_id, "killed", f"sandbox {sandbox_id} was killed", caller=_caller(request))
     except SandboxNotFoundError:
         raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return Response(status_code=204)
@@ -246,7 +246,7 @@ async def set_timeout(request: Request) -> Response:
         raise InvalidArgumentError("timeout is required")
     await _live(request, sandbox_id)
     try:
-        await _manager(request).set_timeout(sandbox_id, timeout)
+        await _manager(request).set_timeout(sandbox_id, timeout, _caller(request))
     except SandboxNotFoundError:
         raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return Response(status_code=204)
@@ -262,10 +262,10 @@ async def connect(request: Request) -> Response:
     manager = _manager(request)
     try:
         if live.paused is not None:
-            await manager.resume(sandbox_id, timeout)
+            await manager.resume(sandbox_id, timeout, _caller(request))
             return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=201)
         if timeout is not None and time.time() + timeout > live.record.end_at:
-            await manager.set_timeout(sandbox_id, timeout)
+            await manager.set_timeout(sandbox_id, timeout, _caller(request))
     except SandboxNotFoundError:
         raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=200)
@@ -279,7 +279,7 @@ async def pause(request: Request) -> Response:
     if live.paused is not None:
         raise ConflictError(f"sandbox {sandbox_id} is already paused")
     try:
-        await _manager(request).pause(sandbox_id)
+        await _manager(request).pause(sandbox_id, None, _caller(request))
     except SandboxNotFoundError:
         raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return Response(status_code=204)
@@ -293,7 +293,7 @@ async def resume(request: Request) -> Response:
     if live.paused is None:
         raise ConflictError(f"sandbox {sandbox_id} is already running")
     try:
-        await _manager(request).resume(sandbox_id, timeout)
+        await _manager(request).resume(sandbox_id, timeout, _caller(request))
     except SandboxNotFoundError:
         raise NotFoundError(f"sandbox {sandbox_id} not found") from None
     return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=201)
@@ -337,7 +337,7 @@ async def _alive(request: Request, states: set[str]) -> list[LiveSandbox]:
     manager = _manager(request)
     found = []
     for state in ALIVE:
-        for record in await manager.list({}, state):
+        for record in await manager.list({}, state, _caller(request)):
             live = manager.live.get(record.id)
             if live is not None and not live.stopping and ("paused" if live.paused else "running") in states:
                 found.append(live)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..._exceptions import SandboxNotFoundError, SandboxPausedError
 from ..middleware import BodyLimit
+from ..tenants import ADMIN, Principal
 from . import control, envd, interpreter, tokens, wire
 
 Authenticate = Callable[[str], Awaitable[Any]]
@@ -63,7 +64,7 @@ class E2BDoor:
 
     async def _control(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         if self.authenticate is None:
-            principal = None  # TODO(#12): the admin Principal once the tenant seam is on main
+            principal = ADMIN
         else:
             key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
             auth = headers.get(b"authorization", b"").decode("latin-1")
@@ -89,14 +90,14 @@ class E2BDoor:
         live = self.api.state.manager.live.get(sandbox_id)
         if live is None or not any([tokens.verify(live, t) for t in offered]):
             return await wire.sandbox_not_found(send, sandbox_id)
+        owner = Principal(live.record.tenant_id)  # the token stands for the sandbox's owner
         try:  # the token is checked first: only its holder may wake an auto-resuming sandbox
-            live = await self.api.state.manager.require_live(sandbox_id)
+            live = await self.api.state.manager.require_live(sandbox_id, owner)
         except SandboxNotFoundError:
             return await wire.sandbox_not_found(send, sandbox_id)
         except SandboxPausedError:
             return await wire.sandbox_not_found(send, sandbox_id, "The sandbox was not found: it is paused (connect() resumes it)")
-        # TODO(#12): the sandbox owner's Principal once the tenant seam is on main
-        inner = self._scope(scope, e2b_sandbox=live, principal=None)
+        inner = self._scope(scope, e2b_sandbox=live, principal=owner)
         if int(port) == wire.INTERPRETER_PORT:
             return await self.interpreter(inner, receive, send)
         if int(port) == wire.ENVD_PORT:

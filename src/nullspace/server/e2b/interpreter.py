@@ -81,7 +81,7 @@ def _context_id(value: Any) -> str:
 
 async def _agent_contexts(request: Request) -> list[dict[str, Any]]:
     live = _live(request)
-    reply = await _manager(request).agent_request(live.record.id, "GET", "/contexts")
+    reply = await _manager(request).agent_request(live.record.id, "GET", "/contexts", None, request.state.principal)
     if not isinstance(reply, list):
         return []
     return [
@@ -116,7 +116,7 @@ async def create_context(request: Request) -> Response:
             raise InvalidArgumentError(f"{key} must be a string")
         if value:
             payload[key] = value
-    reply = await _manager(request).agent_request(_live(request).record.id, "POST", "/contexts", payload)
+    reply = await _manager(request).agent_request(_live(request).record.id, "POST", "/contexts", payload, request.state.principal)
     if not (isinstance(reply, dict) and all(isinstance(reply.get(k), str) for k in ("id", "language", "cwd"))):
         raise APIError("the sandbox agent gave a malformed context")
     return JSONResponse({"id": reply["id"], "language": reply["language"], "cwd": reply["cwd"]})
@@ -136,9 +136,9 @@ async def _context_action(request: Request, action: str) -> Response:
             return JSONResponse(None)  # never started: nothing to restart or shut down
         context_id = real["id"]
     if action == "delete":
-        await manager.agent_request(live.record.id, "DELETE", f"/contexts/{context_id}")
+        await manager.agent_request(live.record.id, "DELETE", f"/contexts/{context_id}", None, request.state.principal)
     else:
-        await manager.agent_request(live.record.id, "POST", f"/contexts/{context_id}/restart")
+        await manager.agent_request(live.record.id, "POST", f"/contexts/{context_id}/restart", None, request.state.principal)
     return JSONResponse(None)
 
 
@@ -207,7 +207,7 @@ async def execute(request: Request) -> Response:
         raise InvalidArgumentError(f"env_vars: {exc.errors()[0]['msg']}") from None
     if envs:
         run["envs"] = envs
-    events = _manager(request).execute(live.record.id, run)
+    events = _manager(request).execute(live.record.id, run, request.state.principal)
     try:
         first = await anext(events)  # errors before the run starts are a status, not a stream
     except ContextNotFoundError:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from ..._exceptions import InvalidArgumentError, NotFoundError
 from ..._protocol import ndjson
 from ..agent_client import AgentError
-from ..deps import Manager
+from ..deps import Caller, Manager
 from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import ErrorBody, Strict, _check_envs
 
@@ -176,14 +176,14 @@ async def _events(manager: SandboxManager, live: LiveSandbox, method: str, path:
 
 
 @router.post("", responses={**STREAM, 201: {"model": CommandInfo, "description": "a background command"}})
-async def run_command(sandbox_id: str, body: RunCommand, manager: Manager) -> Response:
+async def run_command(sandbox_id: str, body: RunCommand, manager: Manager, caller: Caller) -> Response:
     """Run a command. Foreground: an NDJSON stream (`start`, `stdout`/`stderr`, `end`); leaving
     the stream kills the command. Background: `201` with its info at once."""
     if body.stdin is not None and body.stdin_base64 is not None:
         raise InvalidArgumentError("give stdin or stdin_base64, not both")
     if body.pty is not None and (body.stdin is not None or body.stdin_base64 is not None):
         raise InvalidArgumentError("a terminal command takes its input later (POST .../stdin), not as stdin")
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     payload = body.model_dump(exclude_none=True)
     if body.background:
         info = CommandInfo.model_validate(await live.agent.request("POST", "/commands", json_body=payload))
@@ -193,47 +193,47 @@ async def run_command(sandbox_id: str, body: RunCommand, manager: Manager) -> Re
 
 
 @router.get("", response_model=list[CommandInfo])
-async def list_commands(sandbox_id: str, manager: Manager) -> Any:
+async def list_commands(sandbox_id: str, manager: Manager, caller: Caller) -> Any:
     """The commands still running, foreground and background."""
-    reply = await manager.agent_request(sandbox_id, "GET", "/commands")
+    reply = await manager.agent_request(sandbox_id, "GET", "/commands", None, caller)
     return [CommandInfo.model_validate(c) for c in reply] if isinstance(reply, list) else []
 
 
 @router.get("/{command_id}", response_model=CommandInfo)
-async def get_command(sandbox_id: str, command_id: str, manager: Manager) -> Any:
-    return CommandInfo.model_validate(await manager.agent_request(sandbox_id, "GET", f"/commands/{_safe(command_id)}"))
+async def get_command(sandbox_id: str, command_id: str, manager: Manager, caller: Caller) -> Any:
+    return CommandInfo.model_validate(await manager.agent_request(sandbox_id, "GET", f"/commands/{_safe(command_id)}", None, caller))
 
 
 @router.get("/{command_id}/events", responses=STREAM)
-async def command_events(sandbox_id: str, command_id: str, manager: Manager) -> StreamingResponse:
+async def command_events(sandbox_id: str, command_id: str, manager: Manager, caller: Caller) -> StreamingResponse:
     """Re-attach: the command's whole output from the start, then live, until `end`. Leaving
     this stream does not kill the command."""
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     stream = await _events(manager, live, "GET", f"/commands/{_safe(command_id)}/events")
     return StreamingResponse(stream, media_type=ndjson.MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{command_id}/stdin", status_code=204)
-async def send_stdin(sandbox_id: str, command_id: str, body: StdinInput, manager: Manager) -> Response:
+async def send_stdin(sandbox_id: str, command_id: str, body: StdinInput, manager: Manager, caller: Caller) -> Response:
     if body.data is not None and body.data_base64 is not None:
         raise InvalidArgumentError("give data or data_base64, not both")
     path = f"/commands/{_safe(command_id)}/stdin"
-    await manager.agent_request(sandbox_id, "POST", path, body.model_dump(exclude_none=True))
+    await manager.agent_request(sandbox_id, "POST", path, body.model_dump(exclude_none=True), caller)
     return Response(status_code=204)
 
 
 @router.post("/{command_id}/kill", response_model=KillResult)
-async def kill_command(sandbox_id: str, command_id: str, manager: Manager, body: KillCommand | None = None) -> Any:
+async def kill_command(sandbox_id: str, command_id: str, manager: Manager, caller: Caller, body: KillCommand | None = None) -> Any:
     """Signal the command's process tree (SIGKILL: every process of it). `killed` is false when
     it had already ended."""
     payload = (body or KillCommand()).model_dump()
     return KillResult.model_validate(
-        await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/kill", payload)
+        await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/kill", payload, caller)
     )
 
 
 @router.post("/{command_id}/resize", status_code=204)
-async def resize_command(sandbox_id: str, command_id: str, body: PtySize, manager: Manager) -> Response:
+async def resize_command(sandbox_id: str, command_id: str, body: PtySize, manager: Manager, caller: Caller) -> Response:
     """Change the size of a command's terminal (it gets SIGWINCH). `409` if it has none."""
-    await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/resize", body.model_dump())
+    await manager.agent_request(sandbox_id, "POST", f"/commands/{_safe(command_id)}/resize", body.model_dump(), caller)
     return Response(status_code=204)

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from ..._exceptions import InvalidArgumentError
 from ..agent_client import AgentError
-from ..deps import Manager
+from ..deps import Caller, Manager
 from ..models import ErrorBody, Strict
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 500, 507)}
@@ -105,9 +105,9 @@ class _Upload:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}},
 )
-async def read_file(sandbox_id: str, path: Path, manager: Manager) -> StreamingResponse:
+async def read_file(sandbox_id: str, path: Path, manager: Manager, caller: Caller) -> StreamingResponse:
     """Download a regular file (streamed, with Content-Length)."""
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     stack = AsyncExitStack()
     size, chunks = await stack.enter_async_context(live.agent.download({"path": path}))
 
@@ -127,14 +127,14 @@ async def read_file(sandbox_id: str, path: Path, manager: Manager) -> StreamingR
     response_model=WriteInfo,
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
-async def write_file(sandbox_id: str, path: Path, request: Request, manager: Manager) -> Any:
+async def write_file(sandbox_id: str, path: Path, request: Request, manager: Manager, caller: Caller) -> Any:
     """Upload a file: the raw body is streamed into the sandbox and committed atomically. The
     answer's `size` and `sha256` are computed inside the sandbox. Optional headers
     `X-Nullspace-Expected-Size` / `X-Nullspace-Expected-Sha256` make the sandbox refuse (and not
     write) a body that differs."""
     upload = _Upload(request)
     try:
-        live = await manager.require_live(sandbox_id)
+        live = await manager.require_live(sandbox_id, caller)
         headers = {}
         for name in EXPECTED:
             value = request.headers.get(name)
@@ -153,23 +153,23 @@ async def write_file(sandbox_id: str, path: Path, request: Request, manager: Man
 
 
 @router.delete("", status_code=204)
-async def remove_file(sandbox_id: str, path: Path, manager: Manager) -> Response:
+async def remove_file(sandbox_id: str, path: Path, manager: Manager, caller: Caller) -> Response:
     """Remove a file, a symlink (not its target) or a directory with everything in it."""
-    await manager.agent_request(sandbox_id, "DELETE", _with_path("/files", path))
+    await manager.agent_request(sandbox_id, "DELETE", _with_path("/files", path), None, caller)
     return Response(status_code=204)
 
 
 @router.get("/info", response_model=EntryInfo)
-async def file_info(sandbox_id: str, path: Path, manager: Manager) -> Any:
+async def file_info(sandbox_id: str, path: Path, manager: Manager, caller: Caller) -> Any:
     """What `path` is: `404 not_found` if it does not exist."""
-    return EntryInfo.model_validate(await manager.agent_request(sandbox_id, "GET", _with_path("/files/info", path)))
+    return EntryInfo.model_validate(await manager.agent_request(sandbox_id, "GET", _with_path("/files/info", path), None, caller))
 
 
 @router.get("/list", response_model=list[EntryInfo])
-async def list_files(sandbox_id: str, manager: Manager, path: Path = ".",
+async def list_files(sandbox_id: str, manager: Manager, caller: Caller, path: Path = ".",
                      depth: Annotated[int, Query(ge=1, le=64)] = 1) -> Any:
     """The entries under a directory, `depth` levels deep (at most 10,000), sorted by path."""
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     reply = await live.agent.request("GET", _with_path("/files/list", path, depth=str(depth)))
     if not isinstance(reply, list):
         raise AgentError("the sandbox agent sent a malformed listing")
@@ -177,15 +177,15 @@ async def list_files(sandbox_id: str, manager: Manager, path: Path = ".",
 
 
 @router.post("/rename", response_model=EntryInfo)
-async def rename_file(sandbox_id: str, body: Rename, manager: Manager) -> Any:
+async def rename_file(sandbox_id: str, body: Rename, manager: Manager, caller: Caller) -> Any:
     """Move `source` to `destination` (parents are created; a file there is replaced)."""
-    return EntryInfo.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/rename", body.model_dump()))
+    return EntryInfo.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/rename", body.model_dump(), caller))
 
 
 @router.post("/mkdir", response_model=MakeDirResult)
-async def make_dir(sandbox_id: str, body: MakeDir, manager: Manager) -> Any:
+async def make_dir(sandbox_id: str, body: MakeDir, manager: Manager, caller: Caller) -> Any:
     """Create a directory and its parents; `created` is false if it already existed."""
-    result = MakeDirResult.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/mkdir", body.model_dump()))
+    result = MakeDirResult.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/mkdir", body.model_dump(), caller))
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.created else 200)
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from ..deps import Manager
+from ..deps import Caller, Manager
 from ..models import ErrorBody, Strict
 from ..packages import PackageInstaller
 
@@ -45,14 +45,14 @@ def get_installer(request: Request) -> PackageInstaller:
 
 @router.post("/packages", response_model=InstallResult)
 async def install_packages(
-    sandbox_id: str, body: InstallPackages, manager: Manager, request: Request
+    sandbox_id: str, body: InstallPackages, manager: Manager, caller: Caller, request: Request
 ) -> InstallResult:
     """Resolve and download on the host, install in the sandbox; importable in running contexts.
 
     Errors: `invalid_argument` (a malformed requirement), `package_install_failed` (422: it does
     not exist, does not resolve, or failed to install; the message is pip's or npm's).
     """
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     with manager.metrics.installing(body.language):
         outcome = await get_installer(request).install(live, body.packages, body.language, body.timeout)
     return InstallResult(installed=[InstalledPackage(**item) for item in outcome.installed], log=outcome.log)

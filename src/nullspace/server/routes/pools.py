@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import Manager
+from ..deps import Caller, Manager
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"])
 
 
 @router.get("")
-async def pools(manager: Manager) -> dict[str, dict[str, int | float]]:
+async def pools(manager: Manager, caller: Caller) -> dict[str, dict[str, int | float]]:
     return manager.pool.status() if manager.pool else {}
