@@ -36,7 +36,9 @@ def test_made_by_e2b_used_by_nullspace(e2b_server) -> None:
 
 
 def test_made_by_nullspace_used_by_e2b(e2b_server) -> None:
-    ours = nullspace.Sandbox.create(timeout=120, metadata={"door": "nullspace"}, envs={"WHO": "ns"})
+    # the same key (so the same tenant) through our door: E2B's key sees only its tenant's sandboxes
+    ours = nullspace.Sandbox.create(timeout=120, metadata={"door": "nullspace"}, envs={"WHO": "ns"},
+                                    api_url=e2b_server.url, api_key=e2b_server.api_key)
     ours.run_code("shared = 41")
     listed = E2BSandbox.list().next_items()
     assert ours.sandbox_id in [s.sandbox_id for s in listed]
