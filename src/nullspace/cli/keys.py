@@ -154,6 +154,7 @@ def tenant_set(
 
 @tenant_app.command("list")
 def tenant_list(data_dir: DataDir = None) -> None:
+    """List tenants and their quotas (- : no limit)."""
     _show(list_tenants(_db(data_dir)))
 
 

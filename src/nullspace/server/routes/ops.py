@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from ..._exceptions import AuthenticationError
-from ..deps import Manager
+from ..deps import Caller, Manager
 from ..models import ErrorBody
 
 router = APIRouter(tags=["operations"])
@@ -40,13 +40,13 @@ class SandboxLogs(BaseModel):
     "/v1/sandboxes/{sandbox_id}/logs", response_model=SandboxLogs,
     responses={code: {"model": ErrorBody} for code in (401, 404)},
 )
-async def sandbox_logs(sandbox_id: str, manager: Manager, request: Request) -> Any:
+async def sandbox_logs(sandbox_id: str, manager: Manager, caller: Caller, request: Request) -> Any:
     """The server's log lines about this sandbox (kept in memory, the last 200) and, while it
     runs, the tail of its agent's own stdout/stderr (`output`; null once it ended).
 
     `output` is written by the sandbox: treat it as untrusted text.
     """
-    await manager.get(sandbox_id)  # 404 for an id this caller may not see
+    await manager.get(sandbox_id, caller)  # 404 for an id this caller may not see
     live = manager.live.get(sandbox_id)
     return SandboxLogs(
         server=[LogLine(**line) for line in request.app.state.sandbox_logs.lines(sandbox_id)],
