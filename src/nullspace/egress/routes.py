@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from .._exceptions import InvalidArgumentError
-from ..server.deps import Manager
+from ..server.deps import Caller, Manager
 from .api import NetworkInfo, NetworkSpec, apply
 from .rules import RuleError
 from .service import EgressService
@@ -23,10 +23,10 @@ def _service(manager: Any) -> EgressService:
 
 
 @router.get("/network", response_model=NetworkInfo)
-async def get_network(sandbox_id: str, manager: Manager) -> Any:
+async def get_network(sandbox_id: str, manager: Manager, caller: Caller) -> Any:
     """The sandbox's network policy, secret names and hosts (never values), counters, limits
     and the latest refusals."""
-    await manager.require_live(sandbox_id)
+    await manager.require_live(sandbox_id, caller)
     sb = _service(manager).get(sandbox_id)
     if sb is None:
         raise InvalidArgumentError(f"sandbox {sandbox_id} has no egress state")
@@ -34,9 +34,9 @@ async def get_network(sandbox_id: str, manager: Manager) -> Any:
 
 
 @router.put("/network", response_model=NetworkInfo)
-async def set_network(sandbox_id: str, body: NetworkSpec, manager: Manager) -> Any:
+async def set_network(sandbox_id: str, body: NetworkSpec, manager: Manager, caller: Caller) -> Any:
     """Change the policy of a running sandbox; its open connections are closed."""
-    live = await manager.require_live(sandbox_id)
+    live = await manager.require_live(sandbox_id, caller)
     service = _service(manager)
     try:
         policy = service.parse_policy(body.mode, body.allow)
