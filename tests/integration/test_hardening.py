@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from nullspace import CommandExitError, Sandbox, SandboxNotFoundError, SandboxUnresponsiveError
+from nullspace import (
+    CommandExitError,
+    PayloadTooLargeError,
+    Sandbox,
+    SandboxNotFoundError,
+    SandboxUnresponsiveError,
+)
 
 HANG_BOUND = 10.0  # seconds; a stopped agent used to hang calls for 20-35 s
 
@@ -46,3 +52,23 @@ def test_killed_agent_ends_the_sandbox_with_a_reason(server: object) -> None:
         assert execution.error is not None
         with pytest.raises(SandboxNotFoundError, match="agent exited unexpectedly"):
             sb.run_code("1")
+
+
+# -- finding 4: unbounded reads in the SDK ------------------------------------------------------
+
+
+def test_read_refuses_a_sparse_terabyte_before_reading_it(sandbox: Sandbox) -> None:
+    sandbox.commands.run("truncate -s 1T /tmp/huge && printf 0123456789 > /tmp/small")
+    start = time.monotonic()
+    with pytest.raises(PayloadTooLargeError, match="1099511627776 bytes.*max_bytes"):
+        sandbox.files.read("/tmp/huge", format="bytes")
+    with pytest.raises(PayloadTooLargeError):
+        sandbox.files.read("/tmp/huge")
+    assert _elapsed_since(start) < HANG_BOUND
+    with pytest.raises(PayloadTooLargeError, match="max_bytes of 9"):
+        sandbox.files.read("/tmp/small", max_bytes=9)
+    assert sandbox.files.read("/tmp/small", format="bytes", max_bytes=10) == b"0123456789"
+    stream = sandbox.files.read("/tmp/huge", format="stream")  # streaming is the caller's choice
+    first = next(iter(stream))
+    assert first and set(first) == {0}
+    stream.close()

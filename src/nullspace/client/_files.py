@@ -14,9 +14,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .._exceptions import IntegrityError, InvalidArgumentError, ServerError
+import httpx
+
+from .._exceptions import IntegrityError, InvalidArgumentError, PayloadTooLargeError, ServerError
 
 CHUNK = 1 << 20
+READ_LIMIT = 256 << 20  # files.read(format="text"/"bytes") holds the file in memory
+
+
+def read_size(response: httpx.Response, path: str, max_bytes: int | None) -> int:
+    """The size the server announced for a download (the sandbox tells it first), checked
+    against `max_bytes` before a byte of the body is read."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
+        raise InvalidArgumentError("max_bytes must be a non-negative integer or None")
+    length = response.headers.get("content-length", "")
+    size = int(length) if length.isdigit() and len(length) <= 18 else None
+    if max_bytes is not None and (size is None or size > max_bytes):
+        announced = f"{size} bytes" if size is not None else "of unknown size"
+        raise PayloadTooLargeError(
+            f"{path} is {announced}, over this read's max_bytes of {max_bytes}: pass a larger "
+            "max_bytes (None for no limit) or read it with format='stream'"
+        )
+    return size if size is not None else 1 << 62
 WriteData = Any  # str | bytes | a binary file object | an (async) iterable of bytes/str
 
 

@@ -8,14 +8,16 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from ..._exceptions import InvalidArgumentError, NotFoundError, SandboxNotFoundError
+from ..._exceptions import InvalidArgumentError, NotFoundError, SandboxNotFoundError, TransportError
 from .._errors import json_body, map_errors
 from .._files import (
+    READ_LIMIT,
     EntryInfo,
     Upload,
     WriteData,
     WriteInfo,
     aiter_chunks,
+    read_size,
     write_entries,
 )
 from ._http import AsyncAPIClient
@@ -41,17 +43,29 @@ class AsyncFiles:
 
     @overload
     async def read(
-        self, path: str, format: Literal["text"] = "text", request_timeout: float | None = None
+        self,
+        path: str,
+        format: Literal["text"] = "text",
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> str: ...
 
     @overload
     async def read(
-        self, path: str, format: Literal["bytes"], request_timeout: float | None = None
+        self,
+        path: str,
+        format: Literal["bytes"],
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> bytes: ...
 
     @overload
     async def read(
-        self, path: str, format: Literal["stream"], request_timeout: float | None = None
+        self,
+        path: str,
+        format: Literal["stream"],
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> AsyncIterator[bytes]: ...
 
     async def read(
@@ -59,6 +73,7 @@ class AsyncFiles:
         path: str,
         format: Literal["text", "bytes", "stream"] = "text",
         request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> str | bytes | AsyncIterator[bytes]:
         """Read a regular file.
 
@@ -68,9 +83,14 @@ class AsyncFiles:
                 an iterator of byte chunks that never holds the whole file (iterate it to the
                 end, or close it, to release the connection).
             request_timeout: Seconds for connecting and between two received bytes.
+            max_bytes: "text" and "bytes" hold the whole file in memory: a file larger than
+                this (256 MiB by default; the sandbox announces the size before sending) is
+                refused before any of it is read. Raise it, pass None for no limit, or read
+                with format="stream". Not applied to "stream".
 
         Raises:
             NotFoundError: no such file in the sandbox.
+            PayloadTooLargeError: the file is larger than `max_bytes` (nothing was read).
             InvalidArgumentError: it is a directory or a special file, or the path leaves
                 the sandbox.
             TransportError: the connection broke, or fewer bytes than announced arrived.
@@ -83,11 +103,16 @@ class AsyncFiles:
         if format == "stream":
             return self._chunks_of(response, path)
         try:
+            size = read_size(response, path, max_bytes)
+            data = bytearray()
             with map_errors(f"reading {path}"):
-                data = await response.aread()
+                async for chunk in response.aiter_bytes():  # noqa: UP028
+                    data += chunk
+                    if len(data) > size:
+                        raise TransportError(f"reading {path}: the server sent more than the {size} bytes it announced")
         finally:
             await response.aclose()
-        return data if format == "bytes" else data.decode("utf-8", "replace")
+        return bytes(data) if format == "bytes" else data.decode("utf-8", "replace")
 
     async def _chunks_of(self, response: httpx.Response, path: str) -> AsyncIterator[bytes]:
         try:

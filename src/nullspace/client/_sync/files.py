@@ -10,14 +10,16 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from ..._exceptions import InvalidArgumentError, NotFoundError, SandboxNotFoundError
+from ..._exceptions import InvalidArgumentError, NotFoundError, SandboxNotFoundError, TransportError
 from .._errors import json_body, map_errors
 from .._files import (
+    READ_LIMIT,
     EntryInfo,
     Upload,
     WriteData,
     WriteInfo,
     iter_chunks,
+    read_size,
     write_entries,
 )
 from ._http import APIClient
@@ -43,15 +45,29 @@ class Files:
 
     @overload
     def read(
-        self, path: str, format: Literal["text"] = "text", request_timeout: float | None = None
+        self,
+        path: str,
+        format: Literal["text"] = "text",
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> str: ...
 
     @overload
-    def read(self, path: str, format: Literal["bytes"], request_timeout: float | None = None) -> bytes: ...
+    def read(
+        self,
+        path: str,
+        format: Literal["bytes"],
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
+    ) -> bytes: ...
 
     @overload
     def read(
-        self, path: str, format: Literal["stream"], request_timeout: float | None = None
+        self,
+        path: str,
+        format: Literal["stream"],
+        request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> Iterator[bytes]: ...
 
     def read(
@@ -59,6 +75,7 @@ class Files:
         path: str,
         format: Literal["text", "bytes", "stream"] = "text",
         request_timeout: float | None = None,
+        max_bytes: int | None = READ_LIMIT,
     ) -> str | bytes | Iterator[bytes]:
         """Read a regular file.
 
@@ -68,9 +85,14 @@ class Files:
                 an iterator of byte chunks that never holds the whole file (iterate it to the
                 end, or close it, to release the connection).
             request_timeout: Seconds for connecting and between two received bytes.
+            max_bytes: "text" and "bytes" hold the whole file in memory: a file larger than
+                this (256 MiB by default; the sandbox announces the size before sending) is
+                refused before any of it is read. Raise it, pass None for no limit, or read
+                with format="stream". Not applied to "stream".
 
         Raises:
             NotFoundError: no such file in the sandbox.
+            PayloadTooLargeError: the file is larger than `max_bytes` (nothing was read).
             InvalidArgumentError: it is a directory or a special file, or the path leaves
                 the sandbox.
             TransportError: the connection broke, or fewer bytes than announced arrived.
@@ -83,11 +105,18 @@ class Files:
         if format == "stream":
             return self._chunks_of(response, path)
         try:
+            size = read_size(response, path, max_bytes)
+            data = bytearray()
             with map_errors(f"reading {path}"):
-                data = response.read()
+                for chunk in response.iter_bytes():  # noqa: UP028
+                    data += chunk
+                    if len(data) > size:
+                        raise TransportError(
+                            f"reading {path}: the server sent more than the {size} bytes it announced"
+                        )
         finally:
             response.close()
-        return data if format == "bytes" else data.decode("utf-8", "replace")
+        return bytes(data) if format == "bytes" else data.decode("utf-8", "replace")
 
     def _chunks_of(self, response: httpx.Response, path: str) -> Iterator[bytes]:
         try:
