@@ -26,14 +26,16 @@ DEFAULT_HOME = Path("/var/lib/nullspace")
 
 
 @contextmanager
-def nullspace_server(pool: int | str) -> Iterator[Path]:
+def nullspace_server(pool: int | str, tcp_port: int | None = None) -> Iterator[Path]:
     """Start `nullspace serve` with a warm pool of `pool` (N or "MIN:MAX"); yields its data dir
-    (env points the SDK at it)."""
+    (env points the SDK at it). With `tcp_port`, it also listens on 127.0.0.1:`tcp_port` (API
+    keys: `nullspace keys create`)."""
     data_dir = Path(tempfile.mkdtemp(prefix="nsbench-", dir="/var/tmp"))
     os.chmod(data_dir, 0o711)
     share_builds(DEFAULT_HOME, data_dir)
+    tcp = ["--host", "127.0.0.1", "--port", str(tcp_port)] if tcp_port else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir), "--pool", f"code-interpreter={pool}"],
+        [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir), "--pool", f"code-interpreter={pool}", *tcp],
         stdout=open(data_dir / "server.log", "wb"), stderr=subprocess.STDOUT,
     )
     saved = {k: os.environ.get(k) for k in ("NULLSPACE_SOCKET", "NULLSPACE_HOME")}
@@ -71,7 +73,7 @@ def wait_pool(data_dir: Path, ready: int, timeout: float = 600) -> None:
     raise TimeoutError(f"pool did not reach {ready} ready sandboxes")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -81,7 +83,7 @@ class KernelGateway:
     """Jupyter Kernel Gateway (the peer baseline): REST to start kernels, websocket to execute."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kernel_gateway", f"--KernelGatewayApp.port={self.port}",
              "--KernelGatewayApp.ip=127.0.0.1"],

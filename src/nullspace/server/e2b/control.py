@@ -8,11 +8,13 @@ checks them: a create answered 200 instead of 201 is an error for it).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
 import math
+import os
 import time
 import urllib.parse
 from datetime import UTC, datetime
@@ -26,8 +28,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..._exceptions import APIError, ConflictError, InvalidArgumentError, NotFoundError, SandboxNotFoundError
+from ...runtime.mounts import SandboxFilesystem
 from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import CreateSandbox
+from ..settings import MiB
 from ..store import ALIVE, SandboxRecord
 from . import envd, tokens, wire
 
@@ -271,6 +275,23 @@ async def connect(request: Request) -> Response:
     return JSONResponse(_sandbox(live.record, tokens.mint(live)), status_code=200)
 
 
+async def metrics(request: Request) -> Response:
+    """E2B's metrics: one sample, taken now (CPU is the average since the sandbox started)."""
+    live = await _live(request, request.path_params["sandbox_id"])
+    record, now = live.record, time.time()
+    stats = await asyncio.to_thread(live.running.cgroup.stats)
+    disk = await asyncio.to_thread(os.statvfs, SandboxFilesystem(live.running.base).storage)
+    cpus = max(1, math.ceil(record.cpu))
+    busy = stats.cpu_usage_usec / 1e6 / max(now - record.created_at, 1e-3) / record.cpu * 100
+    return JSONResponse([{
+        "timestamp": _iso(now), "timestampUnix": int(now), "cpuCount": cpus,
+        "cpuUsedPct": round(min(busy, 100.0), 2),
+        "memUsed": stats.memory_current, "memTotal": stats.memory_limit if stats.memory_limit > 0 else record.memory_mb * MiB,
+        "memCache": 0,
+        "diskUsed": (disk.f_blocks - disk.f_bfree) * disk.f_frsize, "diskTotal": disk.f_blocks * disk.f_frsize,
+    }])  # fmt: skip
+
+
 async def pause(request: Request) -> Response:
     """Pause (docs/pause.md): 204, or 409 when it already is (the SDK then returns False)."""
     sandbox_id = request.path_params["sandbox_id"]
@@ -412,6 +433,7 @@ def create_app() -> Starlette:
             Route(sid + "/timeout", set_timeout, methods=["POST"]),
             Route("/v2" + sid + "/connect", connect, methods=["POST"]),
             Route(sid + "/connect", connect, methods=["POST"]),
+            Route(sid + "/metrics", metrics, methods=["GET"]),
             Route(sid + "/pause", pause, methods=["POST"]),
             Route(sid + "/resume", resume, methods=["POST"]),
         ],
