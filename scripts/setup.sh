@@ -25,6 +25,8 @@ for pkg in bubblewrap mmdebstrap libseccomp2 ca-certificates python3-venv iprout
 done
 # npm fetches JavaScript packages on the trusted side (templates' npm steps, install_packages)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# the web console's tests drive Debian's headless chromium (Playwright never downloads a browser)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> apt-get install ${need[*]}"
   apt-get update -qq
@@ -41,7 +43,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing nullspace and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[all]' \
     pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client \
-    pexpect==4.9.0
+    pexpect==4.9.0 playwright==1.65.3
   touch "$stamp"
 fi
 # The official E2B SDKs, at the versions tests/e2b is tested with (the E2B door, docs/e2b.md)

@@ -35,6 +35,11 @@ def serve(
     egress_config: Annotated[
         Path | None, typer.Option(help="TOML file with an [egress] table: what sandboxes' network may reach (docs/egress.md)")
     ] = None,
+    console_no_login: Annotated[
+        bool,
+        typer.Option(help="Let a browser on this machine use /console without an API key "
+                          "(TCP on loopback only; default --host 127.0.0.1)"),
+    ] = False,
 ) -> None:
     """Run the server (as root: it creates cgroups, mounts and per-sandbox users).
 
@@ -56,8 +61,15 @@ def serve(
             sizes[name] = PoolBounds.parse(size)
         except ValueError as exc:
             raise typer.BadParameter(f"--pool takes TEMPLATE=N or TEMPLATE=MIN:MAX, got {item!r}: {exc}") from None
+    if console_no_login:
+        from ..console.access import is_loopback
+
+        host = host or "127.0.0.1"
+        if not is_loopback(host):
+            raise typer.BadParameter(f"--console-no-login listens on loopback only, not on {host}")
     settings = Settings(
         data_dir=data_dir or default_data_dir(), socket_path=socket, host=host, port=port, pool_sizes=sizes,
         egress=EgressSettings.load(egress_config) if egress_config else EgressSettings(),
+        console_no_login=console_no_login,
     )
     asyncio.run(run(settings))

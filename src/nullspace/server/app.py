@@ -10,17 +10,18 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from .._version import __version__
+from ..console import routes as console
 from ..egress import routes as egress_routes
 from ..egress.service import EgressService
 from ..runtime import seccomp
 from ..runtime.cgroups import open_driver
 from ..runtime.local import LocalRuntime
 from ..runtime.reaper import Reaper
-from . import errors
+from . import errors, recent_errors
 from .lifecycle import SandboxManager
 from .logs import SandboxLogs, SandboxRequests
 from .metrics import Metrics, RequestMetrics
-from .routes import code, commands, files, ops, packages, pools, sandboxes, templates
+from .routes import code, commands, files, ops, packages, pools, sandboxes, templates, watch
 from .settings import Settings
 from .store import Store
 from .template_resolver import TemplateResolver
@@ -56,10 +57,12 @@ def create_app(settings: Settings) -> FastAPI:
         await manager.startup()
         app.state.manager = manager
         app.state.store = store
+        app.state.recent_errors = recent_errors.install()
         try:
             async with mcp_sessions():  # MCP sessions end (their sandboxes killed) before the manager
                 yield
         finally:
+            recent_errors.uninstall(app.state.recent_errors)
             await manager.shutdown()
             await store.close()
             runtime.cgroups.remove_root()  # empty once every sandbox is gone; a no-op otherwise
@@ -86,6 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops.router)
     mcp_sessions = _mount_mcp(app)
     app.include_router(egress_routes.router)
+    app.include_router(watch.router)
+    app.include_router(console.router)  # /console: the web console's page and assets (no key needed)
 
     @app.get("/v1/health", tags=["health"])
     async def health() -> dict[str, str]:

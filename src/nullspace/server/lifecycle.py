@@ -26,9 +26,11 @@ from ..runtime.cgroups import LimitEvents, Limits
 from ..runtime.local import LocalRuntime, RunningSandbox, SandboxRequest
 from ..templates import TemplateImage
 from .agent_client import AgentClient, AgentError
+from .bus import RunBus
 from .logs import bind_sandbox
 from .metrics import Metrics, observe_create, observe_run
 from .models import CreateSandbox
+from .monitor import Monitor
 from .pool import WarmPool
 from .settings import MiB, Settings
 from .store import PAUSED, RUNNING, SandboxRecord, Store
@@ -86,6 +88,8 @@ class SandboxManager:
         self.egress: EgressService | None = None  # set by the app (nullspace.egress)
         self._tokens = itertools.count()
         self.creating: dict[int, tuple[str | None, float, int]] = {}  # token → (tenant, cpu, memory_mb)
+        self.bus = RunBus()  # every run, for watchers (the console); never slows a run
+        self.monitor = Monitor(self)  # CPU/memory over time, sampled while someone watches
 
     # -- lifecycle of the manager ---------------------------------------------------------
     async def startup(self) -> None:
@@ -98,6 +102,7 @@ class SandboxManager:
         self.pool.start()
 
     async def shutdown(self) -> None:
+        await self.monitor.close()
         if self.pool:
             await self.pool.close()
         await asyncio.gather(
@@ -317,6 +322,7 @@ class SandboxManager:
         reason = reason or f"sandbox {sandbox_id} was killed"
         await self.store.mark_ended(sandbox_id, state, reason)
         self.metrics.sandbox_ended(sandbox_id, live.record.template, state, reason)
+        self.bus.publish(sandbox_id, {"type": "sandbox_end", "state": state, "reason": reason})
         try:
             await self.discard(live.running, live.agent, live.record.host_uid)
         finally:
@@ -435,8 +441,25 @@ class SandboxManager:
     # -- code -----------------------------------------------------------------------------
     @observe_run
     async def execute(self, sandbox_id: str, body: dict[str, Any], caller: Principal) -> AsyncIterator[dict[str, Any]]:
-        """Events of one run, with the trusted side's knowledge of limits added."""
+        """Events of one run, with the trusted side's knowledge of limits added; each is also
+        published on the sandbox's `bus` (the console shows runs others make)."""
         live = await self.require_live(sandbox_id, caller)
+        run = self.bus.start_run(sandbox_id, body, caller.key_id)
+        final: dict[str, Any] | None = {"type": "end_of_execution", "status": "abandoned"}
+        try:
+            async for event in self._run(live, sandbox_id, body):
+                self.bus.event(sandbox_id, run, event)
+                if event.get("type") == "end_of_execution":
+                    final = None
+                yield event
+        except Exception as exc:
+            self.bus.event(sandbox_id, run, {"type": "error", "name": type(exc).__name__, "value": str(exc), "traceback": ""})
+            final = {"type": "end_of_execution", "status": "error"}
+            raise
+        finally:
+            self.bus.end_run(sandbox_id, run, final)
+
+    async def _run(self, live: LiveSandbox, sandbox_id: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         cgroup = live.running.cgroup
         before = cgroup.limit_events()  # two small cgroupfs reads: cheaper than a thread hop
         refusals = egress_api.refusal_mark(self.egress, sandbox_id)

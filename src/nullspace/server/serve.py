@@ -8,6 +8,7 @@ import socket
 
 import uvicorn
 
+from ..console.access import ConsoleAccess, is_loopback
 from .app import create_app
 from .e2b import E2BDoor
 from .middleware import ApiKeyAuth, BodyLimit, LocalAdmin
@@ -28,6 +29,8 @@ def _unix_listener(path: os.PathLike[str] | str) -> socket.socket:
 
 
 async def serve(settings: Settings) -> None:
+    if settings.console_no_login and not (settings.host and is_loopback(settings.host)):
+        raise ValueError("console_no_login needs a loopback TCP host (127.0.0.1, ::1 or localhost)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o711)  # sandboxes reach their own dirs through it; nobody lists it
     try:  # whoever started us may have created the log with their umask
@@ -46,7 +49,8 @@ async def serve(settings: Settings) -> None:
         async def resolve(key: str) -> Principal | None:
             return await app.state.store.principal_for_key(key)
 
-        tcp_app = E2BDoor(BodyLimit(ApiKeyAuth(app, resolve), settings.max_body_bytes), app,
+        tcp_app = E2BDoor(BodyLimit(ConsoleAccess(ApiKeyAuth(app, resolve), app, settings.console_no_login),
+                                    settings.max_body_bytes), app,
                           max_body_bytes=settings.max_body_bytes, authenticate=resolve)
         config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
                                 log_config=None, timeout_keep_alive=60)

@@ -45,6 +45,7 @@ class Settings:
     agent_ready_timeout: float = 60.0
     pool_sizes: dict[str, PoolBounds] = field(default_factory=lambda: dict(DEFAULT_POOL_SIZES))
     egress: EgressSettings = EgressSettings()   # nullspace serve --egress-config FILE
+    console_no_login: bool = False           # a browser on this machine uses /console without a key
 
     @property
     def instance(self) -> str:

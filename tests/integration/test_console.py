@@ -1,0 +1,229 @@
+"""The web console (/console) in real headless Chromium (Debian's `chromium`, driven by Playwright
+with that binary; no browser download), against the test server, with sandboxes made by the SDK
+over TCP with the same API key the browser logs in with.
+
+One browser page for the module; the tests run in order on it (log in, list, notebook, files,
+hostile HTML, kill).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nullspace import Sandbox
+
+from .conftest import ServerHandle
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (scripts/setup.sh)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh)")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def sdk_sandbox(server: ServerHandle) -> Iterator[Sandbox]:
+    sandbox = Sandbox.create(timeout=600, metadata={"owner": "console-test"}, api_url=server.tcp_url, api_key=server.api_key)
+    try:
+        yield sandbox
+    finally:
+        try:
+            sandbox.kill()
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def page(server: ServerHandle) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.errors = errors  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    """Keep the docs' screenshots current (docs/console*.png) when asked: NULLSPACE_SCREENSHOTS=1."""
+    import os
+
+    if os.environ.get("NULLSPACE_SCREENSHOTS"):
+        page.screenshot(path=str(DOCS / name))
+
+
+def _open_sandbox(page: Any, server: ServerHandle, sandbox: Sandbox) -> None:
+    page.goto(f"{server.tcp_url}/console#/sandbox/{sandbox.sandbox_id}")
+    page.wait_for_selector("#code")
+    page.wait_for_function("document.querySelector('.status[data-stream]')?.dataset.stream === 'live'")
+
+
+def test_login_then_the_sdk_sandbox_is_listed_live(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+    page.goto(f"{server.tcp_url}/console")
+    page.fill("#api-key", "ns_not-a-key")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#login .notice.error")
+    assert "refused" in page.inner_text("#login .notice.error")
+
+    page.fill("#api-key", server.api_key)
+    page.click("#login button[type=submit]")
+    row = page.locator(f"#sandboxes tr[data-id={sdk_sandbox.sandbox_id}]")
+    row.wait_for()
+    assert "running" in row.inner_text() and "owner=console-test" in row.inner_text()
+    # usage arrives from the live stream: memory used against the 1 GiB limit
+    page.wait_for_function(
+        f"document.querySelector('tr[data-id={sdk_sandbox.sandbox_id}] td.memory')?.textContent.includes('/ 1.0 GiB')"
+    )
+    # the key is in this tab's session storage, and nowhere a frame or another site could use
+    assert page.evaluate("sessionStorage.getItem('nullspace.apiKey')") == server.api_key
+    assert page.context.cookies() == []
+    _shot(page, "console-sandboxes.png")
+
+
+def test_a_cell_draws_a_matplotlib_chart(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+    _open_sandbox(page, server, sdk_sandbox)
+    page.fill("#code", "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()\nprint('drawn')")
+    page.click("#run")
+    image = page.locator(".cell[data-origin=console] img.output-image").last
+    image.wait_for()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle())
+    assert "drawn" in page.locator(".cell[data-origin=console] .output-stdout").last.inner_text()
+
+
+def test_an_sdk_run_streams_into_the_open_page(page: Any, sdk_sandbox: Sandbox) -> None:
+    """The SDK's run is still going (it waits for a file) when its first line shows up."""
+    code = (
+        "import os, time\nprint('first line', flush=True)\n"
+        "while not os.path.exists('/tmp/console-go'):\n    time.sleep(0.05)\n"
+        "print('last line')\n1 / 0"
+    )
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        outcome["execution"] = sdk_sandbox.run_code(code, timeout=120)
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    cell = page.locator(".cell[data-origin=other]").filter(has_text="first line").last
+    cell.locator(".output-stdout", has_text="first line").wait_for()
+    assert not done.is_set(), "the line must show while the run is still going"
+    assert cell.locator(".badge").inner_text() == "running"
+    sdk_sandbox.files.write("/tmp/console-go", b"")
+    thread.join(60)
+    assert done.is_set()
+    cell.locator(".output-stdout", has_text="last line").wait_for()
+    error = cell.locator(".output-error")
+    error.wait_for()
+    assert "ZeroDivisionError" in error.inner_text() and "Traceback" in error.inner_text()
+    assert cell.locator(".badge").inner_text() == "error"
+    assert outcome["execution"].error.name == "ZeroDivisionError"
+
+    # rich results: a pandas table (in an isolated frame) and an interactive plotly chart
+    sdk_sandbox.run_code("import pandas as pd\npd.DataFrame({'alpha': [1, 2], 'beta': [3, 4]})")
+    table = page.frame_locator(".cell iframe.output-frame >> nth=-1").locator("table.dataframe")
+    table.wait_for()
+    assert "alpha" in table.inner_text()
+    sdk_sandbox.run_code("import plotly.express as px\npx.line(x=[1, 2, 3], y=[3, 1, 2]).show()")
+    plot = page.frame_locator(".cell iframe.output-frame >> nth=-1").locator("svg.main-svg").first
+    plot.wait_for()
+    _shot(page, "console-sandbox.png")
+
+
+def test_upload_and_download_a_file(page: Any, sdk_sandbox: Sandbox, tmp_path: Path) -> None:
+    upload = tmp_path / "from-browser.txt"
+    upload.write_bytes(b"uploaded through the console\n" * 100)
+    page.set_input_files("#upload", str(upload))
+    row = page.locator("#files-table tr[data-name='from-browser.txt']")
+    row.wait_for()
+    assert "2.8 KiB" in row.inner_text()
+    assert sdk_sandbox.files.read("/home/user/from-browser.txt", format="bytes") == upload.read_bytes()
+
+    sdk_sandbox.files.write("/home/user/from-sdk.bin", bytes(range(256)) * 4)
+    page.fill("#files-path", "/home/user")
+    page.click("#files button[type=submit]")
+    with page.expect_download() as info:
+        page.locator("#files-table tr[data-name='from-sdk.bin'] [data-action=download]").click()
+    assert info.value.suggested_filename == "from-sdk.bin"
+    assert Path(info.value.path()).read_bytes() == bytes(range(256)) * 4
+
+
+HOSTILE = r'''
+from IPython.display import HTML, display
+display(HTML("""<pre id="probe">pending</pre><script>
+const seen = {};
+function probe(name, f) { try { seen[name] = String(f()); } catch (e) { seen[name] = 'blocked: ' + e.name; } }
+probe('origin', () => window.origin);
+probe('own_session', () => sessionStorage.getItem('nullspace.apiKey'));
+probe('own_local', () => localStorage.length);
+probe('parent_session', () => parent.sessionStorage.getItem('nullspace.apiKey'));
+probe('parent_local', () => parent.localStorage.length);
+probe('parent_dom', () => parent.document.body.innerHTML.length);
+probe('cookie', () => document.cookie);
+probe('popup', () => window.open('/console'));
+probe('top_nav', () => { top.location.href = '/v1/sandboxes'; return 'tried'; });
+const api = (url, init) => fetch(url, init).then(r => 'status ' + r.status, e => 'failed: ' + e.name);
+Promise.all([
+  api('/v1/sandboxes'),
+  api(new URL('/v1/sandboxes', document.baseURI.startsWith('http') ? document.baseURI : location.href).href,
+      {method: 'DELETE', headers: {'X-Nullspace-Console': '1'}}),
+]).then(results => {
+  seen.fetch = results.join(', ');
+  document.getElementById('probe').textContent = JSON.stringify(seen);
+});
+</script>"""))
+'''
+
+
+def test_hostile_html_cannot_reach_the_console(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+    """Sandbox output runs in an opaque-origin frame: no storage, no DOM, no cookie, no network."""
+    url = page.url
+    sdk_sandbox.run_code(HOSTILE)
+    probe = page.frame_locator(".cell iframe.output-frame >> nth=-1").locator("#probe")
+    probe.filter(has_text="fetch").wait_for()
+    seen = json.loads(probe.inner_text())
+    assert seen["origin"] == "null"  # opaque: nothing of the console's origin is its own
+    for name in ("own_session", "own_local", "parent_session", "parent_local", "parent_dom", "cookie"):
+        assert seen[name].startswith("blocked: SecurityError"), (name, seen[name])
+    assert seen["popup"] == "null"  # no allow-popups
+    assert seen["fetch"] == "failed: TypeError, failed: TypeError"  # connect-src 'none'
+    assert server.api_key not in json.dumps(seen)
+    # the console page is untouched: same URL, key still in its storage, sandbox still listed
+    page.wait_for_timeout(300)
+    assert page.url == url
+    assert page.evaluate("sessionStorage.getItem('nullspace.apiKey')") == server.api_key
+    assert httpx.get(f"{server.tcp_url}/v1/sandboxes/{sdk_sandbox.sandbox_id}",
+                     headers={"X-API-Key": server.api_key}).json()["state"] == "running"
+    # and without the key the API refuses even a request that looks like the console's
+    assert httpx.get(f"{server.tcp_url}/v1/sandboxes", headers={"X-Nullspace-Console": "1"}).status_code == 401
+
+
+def test_kill_from_the_list_and_it_leaves(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+    page.goto(f"{server.tcp_url}/console#/server")
+    page.locator("#templates td", has_text="code-interpreter").first.wait_for()
+    page.locator("#pools td", has_text="code-interpreter").first.wait_for()
+    _shot(page, "console-server.png")
+    page.goto(f"{server.tcp_url}/console#/")
+    row = page.locator(f"#sandboxes tr[data-id={sdk_sandbox.sandbox_id}]")
+    row.wait_for()
+    row.locator("[data-action=kill]").click()
+    assert row.locator("[data-action=kill]").inner_text() == "Really kill?"
+    row.locator("[data-action=kill]").click()
+    row.wait_for(state="detached")
+    assert sdk_sandbox.get_info().state == "killed"
+    assert page.errors == []  # type: ignore[attr-defined]
