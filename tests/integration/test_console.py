@@ -9,8 +9,10 @@ hostile HTML, kill).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,16 +61,23 @@ def page(server: ServerHandle) -> Iterator[Any]:
 
 def _shot(page: Any, name: str) -> None:
     """Keep the docs' screenshots current (docs/console*.png) when asked: NULLSPACE_SCREENSHOTS=1."""
-    import os
-
     if os.environ.get("NULLSPACE_SCREENSHOTS"):
-        page.screenshot(path=str(DOCS / name))
+        page.wait_for_timeout(1500)  # a few usage samples in the chart
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def _until(page: Any, expression: str, arg: Any = None) -> None:
+    """Poll a JS expression from here: the console's CSP (no eval) breaks wait_for_function's polling."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
 
 
 def _open_sandbox(page: Any, server: ServerHandle, sandbox: Sandbox) -> None:
     page.goto(f"{server.tcp_url}/console#/sandbox/{sandbox.sandbox_id}")
     page.wait_for_selector("#code")
-    page.wait_for_function("document.querySelector('.status[data-stream]')?.dataset.stream === 'live'")
+    page.locator(".status[data-stream=live]").wait_for()
 
 
 def test_login_then_the_sdk_sandbox_is_listed_live(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
@@ -84,9 +93,7 @@ def test_login_then_the_sdk_sandbox_is_listed_live(page: Any, server: ServerHand
     row.wait_for()
     assert "running" in row.inner_text() and "owner=console-test" in row.inner_text()
     # usage arrives from the live stream: memory used against the 1 GiB limit
-    page.wait_for_function(
-        f"document.querySelector('tr[data-id={sdk_sandbox.sandbox_id}] td.memory')?.textContent.includes('/ 1.0 GiB')"
-    )
+    row.locator("td.memory", has_text="/ 1.0 GiB").wait_for()
     # the key is in this tab's session storage, and nowhere a frame or another site could use
     assert page.evaluate("sessionStorage.getItem('nullspace.apiKey')") == server.api_key
     assert page.context.cookies() == []
@@ -100,7 +107,7 @@ def test_a_cell_draws_a_matplotlib_chart(page: Any, server: ServerHandle, sdk_sa
     image = page.locator(".cell[data-origin=console] img.output-image").last
     image.wait_for()
     assert image.get_attribute("src").startswith("data:image/png;base64,")
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle())
+    _until(page, "(img) => img.complete && img.naturalWidth > 100", image.element_handle())
     assert "drawn" in page.locator(".cell[data-origin=console] .output-stdout").last.inner_text()
 
 
