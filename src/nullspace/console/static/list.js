@@ -2,7 +2,7 @@
 import { call, follow, get } from "./api.js";
 import { bytes, duration, el, meter, notice, now, parsePairs, seconds } from "./util.js";
 
-const STATES = ["running", "", "killed", "timed_out", "dead"];
+const STATES = ["running", "paused", "", "killed", "timed_out", "dead"];
 const EXTEND = 300;
 
 export function listView(root) {
@@ -105,7 +105,7 @@ export function listView(root) {
 
   function buildRow(s) {
     const t = now();
-    const running = s.state === "running";
+    const running = s.state === "running" || s.state === "paused";
     const meta = Object.entries(s.metadata).map(([k, v]) => el("span", { class: "tag" }, `${k}=${v}`));
     const cpu = el("td", { class: "cpu" });
     const memory = el("td", { class: "memory" });

@@ -21,7 +21,7 @@ export function serverView(root) {
       const [p, t, e] = await Promise.all([get("/v1/pools"), get("/v1/templates"), get("/v1/server/errors")]);
       pools.replaceChildren(...Object.entries(p).map(([name, s]) => el("tr", {},
         el("td", {}, name),
-        el("td", {}, meter(s.ready, s.target, `${s.ready} / ${s.target}`)),
+        el("td", {}, meter(s.ready, s.target, `${s.ready} / ${s.target}`, Infinity)),
         el("td", { class: "num" }, s.starting ?? "–"),
         el("td", { class: "num" }, s.claimed ?? "–"))));
       if (!Object.keys(p).length) pools.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no warm pools")));

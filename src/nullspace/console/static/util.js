@@ -39,9 +39,9 @@ export const time = (epoch) => new Date(epoch * 1000).toLocaleTimeString();
 // Tracebacks carry terminal colours.
 export const stripAnsi = (text) => String(text).replace(/\u001b\[[0-9;?]*[ -\/]*[@-~]/g, "");
 
-export function meter(used, limit, label) {
+export function meter(used, limit, label, hotAbove = 0.85) {
   const fraction = limit > 0 && used !== null && used !== undefined ? Math.min(1, used / limit) : 0;
-  const bar = el("span", { class: "bar" }, el("span", { class: fraction > 0.85 ? "fill hot" : "fill" }));
+  const bar = el("span", { class: "bar" }, el("span", { class: fraction > hotAbove ? "fill hot" : "fill" }));
   bar.firstChild.style.width = `${(fraction * 100).toFixed(1)}%`;
   return el("span", { class: "meter" }, bar, el("span", { class: "meter-text" }, label));
 }

@@ -22,12 +22,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..._exceptions import InvalidArgumentError
+from ..._exceptions import InvalidArgumentError, SandboxNotFoundError
 from ..deps import Caller, Manager
-from ..lifecycle import SandboxManager
+from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import ErrorBody, SandboxInfo
 from ..monitor import usage
 from ..store import RUNNING
+from ..tenants import Principal
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404)}
 router = APIRouter(prefix="/v1", tags=["watch"], responses=ERRORS)
@@ -49,6 +50,15 @@ def _usage(manager: SandboxManager, sandbox_id: str, cpu_limit: float) -> dict[s
     monitor = manager.monitor
     stats = monitor.stats.get(sandbox_id)
     return None if stats is None else usage(cpu_limit, stats, monitor.latest(sandbox_id))
+
+
+async def _watchable(manager: SandboxManager, sandbox_id: str, caller: Principal) -> LiveSandbox:
+    """The caller's running or paused sandbox, looked at without resuming it."""
+    record = await manager.get(sandbox_id, caller)
+    live = manager.live.get(sandbox_id)
+    if live is None or live.stopping:
+        raise SandboxNotFoundError(f"sandbox {sandbox_id} is not running: {record.end_reason or record.state}")
+    return live
 
 
 def _filters(request: Request) -> tuple[dict[str, str], str | None]:
@@ -101,7 +111,7 @@ async def watch_sandboxes(request: Request, manager: Manager, caller: Caller) ->
 async def sandbox_stats(sandbox_id: str, manager: Manager, caller: Caller) -> dict[str, Any]:
     """Usage against limits now; `history`: `[time, cpu cores, memory bytes, pids]` samples,
     one a second while a console watches (empty otherwise)."""
-    live = await manager.require_live(sandbox_id, caller)
+    live = await _watchable(manager, sandbox_id, caller)
     monitor = manager.monitor
     stats = await asyncio.to_thread(live.running.cgroup.stats)
     return {
@@ -116,7 +126,7 @@ async def sandbox_events(sandbox_id: str, manager: Manager, caller: Caller) -> S
     (`stdout`, `result`, `error`, `end_of_execution`, ... each with its `run` id), `stats`
     once a second, `dropped` when this watcher fell behind and lost its oldest events, and
     `sandbox_end` last."""
-    live = await manager.require_live(sandbox_id, caller)
+    live = await _watchable(manager, sandbox_id, caller)
     monitor = manager.monitor
     info = SandboxInfo.of(live.record).model_dump(mode="json")
     info["history"] = [s.as_list() for s in monitor.history.get(sandbox_id, ())]
