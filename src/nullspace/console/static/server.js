@@ -10,7 +10,7 @@ export function serverView(root) {
   const scope = el("span", { class: "muted" });
   root.append(el("h1", {}, "Server"), message,
     el("section", { class: "panel" }, el("h2", {}, "Warm pools"),
-      el("table", { class: "grid", id: "pools" }, el("thead", {}, el("tr", {}, ["Template", "Ready / target", "Starting", "Claimed"].map((h) => el("th", {}, h)))), pools)),
+      el("table", { class: "grid", id: "pools" }, el("thead", {}, el("tr", {}, ["Template", "Ready / target", "Min–max", "Starting", "Claimed", "Missed", "Claims / min"].map((h) => el("th", {}, h)))), pools)),
     el("section", { class: "panel" }, el("h2", {}, "Templates"),
       el("table", { class: "grid", id: "templates" }, el("thead", {}, el("tr", {}, ["Template", "Size", "Built", "Base", "Layers", "Running", "Kernels"].map((h) => el("th", {}, h)))), templates)),
     el("section", { class: "panel" }, el("h2", {}, "Recent errors ", scope),
@@ -22,9 +22,12 @@ export function serverView(root) {
       pools.replaceChildren(...Object.entries(p).map(([name, s]) => el("tr", {},
         el("td", {}, name),
         el("td", {}, meter(s.ready, s.target, `${s.ready} / ${s.target}`, Infinity)),
+        el("td", { class: "num" }, s.min !== undefined ? `${s.min}–${s.max}` : "–"),
         el("td", { class: "num" }, s.starting ?? "–"),
-        el("td", { class: "num" }, s.claimed ?? "–"))));
-      if (!Object.keys(p).length) pools.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no warm pools")));
+        el("td", { class: "num" }, s.claimed ?? "–"),
+        el("td", { class: "num" }, s.missed ?? "–"),
+        el("td", { class: "num" }, s.claims_per_minute ?? "–"))));
+      if (!Object.keys(p).length) pools.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no warm pools")));
       templates.replaceChildren(...t.map((x) => el("tr", {},
         el("td", {}, x.name, x.builtin ? el("span", { class: "tag" }, "built-in") : ""),
         el("td", { class: "num" }, bytes(x.size_bytes)),
