@@ -42,7 +42,14 @@ class Api:
         self.client = httpx.Client(base_url=server.tcp_url, headers={"X-API-Key": key}, timeout=60)
 
     def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.client.request(method, url, **kwargs)
+        """The response, read whole; an event stream (it never ends) only up to its headers."""
+        response = self.client.send(self.client.build_request(method, url, **kwargs), stream=True)
+        try:
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                response.read()
+        finally:
+            response.close()
+        return response
 
 
 # -- building a valid request for every operation of the OpenAPI document --------------------
