@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -27,6 +27,7 @@ from . import content
 from .access import Access, open_sandbox
 from .progress import progress
 
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 Language = Literal["python", "r", "javascript", "typescript", "java", "bash"]
 SandboxId = Annotated[
     str | None,
@@ -65,7 +66,16 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         "nullspace", version=__version__, instructions=INSTRUCTIONS, **kwargs
     )
 
-    @server.tool(annotations=ToolAnnotations(title="Run code", open_world_hint=False))
+    def tool(annotations: ToolAnnotations) -> Callable[[_Fn], _Fn]:
+        """Register a tool; its description is its docstring on one line (agents read it)."""
+
+        def register(fn: _Fn) -> _Fn:
+            server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=annotations)
+            return fn
+
+        return register
+
+    @tool(annotations=ToolAnnotations(title="Run code", open_world_hint=False))
     async def run_code(
         code: Annotated[str, Field(description="The code to run. The value of the last expression is returned.")],
         ctx: Context,
@@ -93,7 +103,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                 is_error=execution.error is not None,
             )
 
-    @server.tool(annotations=ToolAnnotations(title="Run a shell command", open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="Run a shell command", open_world_hint=False))
     async def run_command(
         command: Annotated[str, Field(description="A shell command, run with /bin/bash -c as user 'user'.")],
         ctx: Context,
@@ -115,7 +125,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                 is_error=result.status == "timeout",
             )
 
-    @server.tool(annotations=ToolAnnotations(title="Install packages", open_world_hint=True))
+    @tool(annotations=ToolAnnotations(title="Install packages", open_world_hint=True))
     async def install_packages(
         packages: Annotated[list[str], Field(min_length=1, description=(
             'Requirements: a name and an optional version, e.g. ["humanize==4.9.0", "pandas>=2"] '
@@ -137,7 +147,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                                     "installed": [{"name": n, "version": v} for n, v in result.installed]},
             )
 
-    @server.tool(annotations=ToolAnnotations(title="Read a file", read_only_hint=True, open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="Read a file", read_only_hint=True, open_world_hint=False))
     async def read_file(
         path: Annotated[str, Field(description="File path in the sandbox; relative paths start at /home/user.")],
         ctx: Context,
@@ -155,7 +165,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
             data = await sandbox.files.read(path, format="bytes")
             return CallToolResult(content=_noted([content.file_block(info.path, data, sandbox.sandbox_id)], note))
 
-    @server.tool(annotations=ToolAnnotations(title="Write a file", open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="Write a file", open_world_hint=False))
     async def write_file(
         path: Annotated[str, Field(description="File path in the sandbox; relative paths start at /home/user. "
                                                "Missing directories are created.")],
@@ -178,7 +188,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
             return CallToolResult(content=_noted(
                 [content.text(f"wrote {info.size} bytes to {info.path} in {sandbox.sandbox_id}")], note))
 
-    @server.tool(annotations=ToolAnnotations(title="List files", read_only_hint=True, open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="List files", read_only_hint=True, open_world_hint=False))
     async def list_files(
         ctx: Context,
         path: Annotated[str, Field(description="Directory in the sandbox.")] = "/home/user",
@@ -197,7 +207,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                     {"path": e.path, "type": e.type, "size": e.size} for e in entries]},
             )
 
-    @server.tool(annotations=ToolAnnotations(title="Create a sandbox", open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="Create a sandbox", open_world_hint=False))
     async def create_sandbox(
         ctx: Context,
         template: Annotated[str, Field(description="Template to start from.")] = "code-interpreter",
@@ -220,7 +230,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                 structured_content={"sandbox_id": sandbox.sandbox_id, "template": template, "timeout": timeout},
             )
 
-    @server.tool(annotations=ToolAnnotations(title="List sandboxes", read_only_hint=True, open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="List sandboxes", read_only_hint=True, open_world_hint=False))
     async def list_sandboxes(
         ctx: Context,
         metadata: Annotated[dict[str, str] | None, Field(description="Only sandboxes with all these labels.")] = None,
@@ -235,7 +245,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
                 structured_content={"sandboxes": rows},
             )
 
-    @server.tool(annotations=ToolAnnotations(title="Kill a sandbox", destructive_hint=True, open_world_hint=False))
+    @tool(annotations=ToolAnnotations(title="Kill a sandbox", destructive_hint=True, open_world_hint=False))
     async def kill_sandbox(
         sandbox_id: Annotated[str, Field(description="The sandbox to end (everything in it is lost).")],
         ctx: Context,
