@@ -84,6 +84,17 @@ def test_list_stat_exists_make_dir_rename_remove(sbx: Sandbox) -> None:
         sbx.files.list("/no/such/dir")
 
 
+def test_file_metadata(sbx: Sandbox) -> None:
+    info = sbx.files.write("meta/doc.txt", "m", metadata={"owner": "alice", "stage": "raw"})
+    assert info.metadata == {"owner": "alice", "stage": "raw"}
+    assert sbx.files.get_info("meta/doc.txt").metadata == {"owner": "alice", "stage": "raw"}
+    assert sbx.files.rename("meta/doc.txt", "meta/moved.txt").metadata == {"owner": "alice", "stage": "raw"}
+    listed = {e.name: e.metadata for e in sbx.files.list("meta")}
+    assert listed == {"moved.txt": {"owner": "alice", "stage": "raw"}}
+    sbx.files.write("meta/plain.txt", "p")
+    assert sbx.files.get_info("meta/plain.txt").metadata is None
+
+
 def test_paths_stay_in_the_sandbox(sbx: Sandbox) -> None:
     with pytest.raises(InvalidArgumentException):
         sbx.files.read("/proc/self/environ")
@@ -132,7 +143,7 @@ def test_watch_dir_streaming(e2b_server) -> None:
         try:
             await sandbox.files.make_dir("w")
             got: list = []
-            handle = await sandbox.files.watch_dir("w", on_event=got.append)
+            handle = await sandbox.files.watch_dir("w", on_event=got.append, include_entry=True, allow_network_mounts=True)
             await sandbox.commands.run("echo x > /home/user/w/made.txt; echo y >> /home/user/w/made.txt")
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and FilesystemEventType.WRITE not in {e.type for e in got}:
@@ -140,6 +151,8 @@ def test_watch_dir_streaming(e2b_server) -> None:
             await handle.stop()
             assert ("made.txt", FilesystemEventType.CREATE) in {(e.name, e.type) for e in got}
             assert ("made.txt", FilesystemEventType.WRITE) in {(e.name, e.type) for e in got}
+            entries = [e.entry for e in got if e.type == FilesystemEventType.CREATE]
+            assert entries[0] is not None and entries[0].path == "/home/user/w/made.txt"
             assert await sandbox.files.read("w/made.txt") == "x\ny\n"
         finally:
             await sandbox.kill()

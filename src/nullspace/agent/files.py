@@ -20,6 +20,7 @@ import errno
 import functools
 import grp
 import hashlib
+import json
 import os
 import pwd
 import secrets
@@ -42,6 +43,8 @@ MAX_ENTRIES = 10_000
 MAX_DEPTH = 64
 READ_CHUNK = 1 << 20
 REFUSED_ROOTS = ("/proc", "/sys")
+XATTR_PREFIX = "user.e2b."
+MAX_METADATA = 64
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EFBIG}
 
 
@@ -211,7 +214,35 @@ def entry(path: str, workdir: str) -> dict[str, Any]:
         "group": _group(st.st_gid),
         "modified_time": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
         "symlink_target": target,
+        "metadata": metadata_of(path),
     }
+
+
+def metadata_of(path: str) -> dict[str, str] | None:
+    """The file's metadata: its ``user.e2b.*`` extended attributes (E2B's), None when it has none."""
+    try:
+        names = [n for n in os.listxattr(path, follow_symlinks=False) if n.startswith(XATTR_PREFIX)]
+        found = {n[len(XATTR_PREFIX) :]: os.getxattr(path, n, follow_symlinks=False) for n in names}
+    except OSError:
+        return None
+    return {k: v.decode("utf-8", "replace") for k, v in found.items()} or None
+
+
+def _metadata(request: Request) -> dict[str, str]:
+    """``X-Nullspace-Metadata: {"key": "value", ...}``: metadata to store with the file."""
+    raw = request.headers.get("x-nullspace-metadata")
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or len(data) > MAX_METADATA or not all(
+        isinstance(k, str) and 0 < len(k) <= 200 and "\0" not in k and isinstance(v, str) and len(v) <= 4096
+        for k, v in data.items()
+    ):
+        raise AgentError(400, "invalid_argument", f"metadata must be at most {MAX_METADATA} short string pairs")
+    return data
 
 
 def list_dir(path: str, depth: int, workdir: str) -> list[dict[str, Any]]:
@@ -332,7 +363,7 @@ async def write_file(request: Request) -> Response:
     try:
         path = resolve(request.query_params.get("path"), workdir)
         expected_size, expected_sha = _expected(request)
-        return JSONResponse(await _write(request, path, expected_size, expected_sha))
+        return JSONResponse(await _write(request, path, expected_size, expected_sha, _metadata(request)))
     except ClientDisconnect:
         return Response(status_code=400)
     except AgentError:
@@ -341,7 +372,11 @@ async def write_file(request: Request) -> Response:
 
 
 async def _write(
-    request: Request, path: str, expected_size: int | None, expected_sha: str | None
+    request: Request,
+    path: str,
+    expected_size: int | None,
+    expected_sha: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     parent, name = os.path.split(path)
     if not name:
@@ -380,6 +415,8 @@ async def _write(
                     size += len(chunk)
             await asyncio.to_thread(os.fsync, fd)
             os.fchmod(fd, mode)
+            for key, value in (metadata or {}).items():
+                os.setxattr(fd, XATTR_PREFIX + key, value.encode())
             written = os.fstat(fd).st_size
         finally:
             os.close(fd)
@@ -407,7 +444,10 @@ async def _write(
         if isinstance(exc, OSError):
             raise _os_error(exc, path, "write") from exc
         raise
-    return {"path": path, "name": name, "type": "file", "size": size, "sha256": sha}
+    info: dict[str, Any] = {"path": path, "name": name, "type": "file", "size": size, "sha256": sha}
+    if metadata:
+        info["metadata"] = metadata
+    return info
 
 
 # -- endpoints -------------------------------------------------------------------------------------

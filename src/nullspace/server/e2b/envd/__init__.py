@@ -11,8 +11,10 @@ isolation, limits and path resolution.
   ``filesystem.Filesystem`` (filesystem.py).
 
 `ENVD_VERSION` is what the control plane reports as ``envdVersion``; the SDK gates features on
-it (§7.1): 0.5.7 = default user (no Basic auth needed), ``close_stdin``, octet-stream uploads.
-File metadata (0.6.2) and watch events with entries (0.6.3) are not claimed.
+it (§7.1) and every one up to 0.6.4 is implemented: the default user (no Basic auth needed),
+``close_stdin``, octet-stream uploads, file metadata (``X-Metadata-*``, kept as ``user.e2b.*``
+extended attributes), watch events with their entry, and ``allow_network_mounts`` (accepted: a
+sandbox has no network mounts).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from starlette.routing import Route
 
 from . import files, filesystem, process, rpc
 
-ENVD_VERSION = "0.5.7"
+ENVD_VERSION = "0.6.4"
 SERVICES = {"process.Process": process.METHODS, "filesystem.Filesystem": filesystem.METHODS}
 
 

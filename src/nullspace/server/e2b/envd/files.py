@@ -10,6 +10,7 @@ Errors are envd's JSON ``{"code": <status>, "message"}``.
 from __future__ import annotations
 
 import collections
+import json
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -29,6 +30,8 @@ from ...._exceptions import (
 from .rpc import check_username
 
 MAX_PARTS = 1000
+MAX_METADATA = 64
+METADATA_PREFIX = "x-metadata-"
 MAX_PATH = 4096
 INFLATE_CHUNK = 1 << 20
 
@@ -95,8 +98,7 @@ async def upload(request: Request) -> Response:
     stream = request.stream()
     try:
         path = _params(request, path_required=False)
-        if any(k.lower().startswith("x-metadata-") for k in request.headers):
-            raise FilesError(400, "file metadata (X-Metadata-* headers) is not supported by this server")
+        agent_headers = _metadata_headers(request)
         ctype, options = parse_options_header(request.headers.get("content-type", ""))
         live = request.state.e2b_sandbox
         written: list[dict[str, Any]] = []
@@ -111,14 +113,14 @@ async def upload(request: Request) -> Response:
                 target = path if path is not None and parts.count == 1 else filename
                 if not target:
                     raise FilesError(400, "each part needs a filename (the destination path)")
-                written.append(_info(await live.agent.upload({"path": target}, parts.data(), {})))
+                written.append(_info(await live.agent.upload({"path": target}, parts.data(), agent_headers)))
             if not written:
                 raise FilesError(400, "the upload holds no file")
         elif ctype in (b"application/octet-stream", b""):
             if path is None:
                 raise FilesError(400, "the path query parameter is required for an octet-stream upload")
             body = _raw(stream, request.headers.get("content-encoding", "identity"))
-            written.append(_info(await live.agent.upload({"path": path}, body, {})))
+            written.append(_info(await live.agent.upload({"path": path}, body, agent_headers)))
         else:
             raise FilesError(400, f"unsupported content-type {ctype.decode('latin-1')!r}: use multipart/form-data or application/octet-stream")
     except ClientDisconnect:
@@ -129,10 +131,28 @@ async def upload(request: Request) -> Response:
     return JSONResponse(written)
 
 
+def _metadata_headers(request: Request) -> dict[str, str]:
+    """``X-Metadata-<key>: <value>`` (envd >= 0.6.2): stored with every file of the upload, as
+    ``user.e2b.<key>`` extended attributes (keys arrive lowercased: HTTP header names)."""
+    metadata = {k[len(METADATA_PREFIX) :]: v for k, v in request.headers.items() if k.startswith(METADATA_PREFIX)}
+    if not metadata:
+        return {}
+    if len(metadata) > MAX_METADATA or not all(0 < len(k) <= 200 and len(v) <= 4096 for k, v in metadata.items()):
+        raise FilesError(400, f"at most {MAX_METADATA} metadata headers, keys up to 200 and values up to 4096 characters")
+    return {"x-nullspace-metadata": json.dumps(metadata)}
+
+
 def _info(reply: Any) -> dict[str, Any]:
     if not (isinstance(reply, dict) and isinstance(reply.get("path"), str) and isinstance(reply.get("name"), str)):
         raise FilesError(500, "the sandbox agent sent a malformed answer")
-    return {"name": reply["name"], "type": "file", "path": reply["path"]}
+    info: dict[str, Any] = {"name": reply["name"], "type": "file", "path": reply["path"]}
+    if _string_map(reply.get("metadata")):
+        info["metadata"] = reply["metadata"]
+    return info
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 async def _drain(stream: AsyncIterator[bytes], limit: int = 256 << 20) -> None:

@@ -55,6 +55,9 @@ def entry_info(entry: Any) -> dict[str, Any]:
             info["modifiedTime"] = datetime.fromisoformat(modified).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except ValueError:
             pass
+    metadata = entry.get("metadata")
+    if isinstance(metadata, dict) and metadata and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        info["metadata"] = metadata
     target = entry.get("symlink_target")
     if isinstance(target, str):
         info["symlinkTarget"] = target
