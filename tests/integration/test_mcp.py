@@ -329,12 +329,10 @@ def _nullspace(server: ServerHandle, *args: str) -> subprocess.CompletedProcess[
                           capture_output=True, text=True)
 
 
-async def test_http_a_key_reaches_only_its_tenants_sandboxes(server: ServerHandle) -> None:
+async def test_a_key_reaches_only_its_tenants_sandboxes_over_http_and_stdio(server: ServerHandle) -> None:
     """Another tenant's sandbox (made by create_sandbox, or a session's) answers every tool
-    exactly like a sandbox that never existed, and is not listed."""
-    if subprocess.run([sys.executable, "-m", "nullspace", "keys", "tenant", "--help"],
-                      capture_output=True).returncode != 0:
-        pytest.skip("tenants (#12) are not on this branch yet")
+    exactly like a sandbox that never existed, and is not listed: over HTTP, and through
+    `nullspace mcp` pointed at the server with NULLSPACE_API_URL and a key of the other tenant."""
     for tenant in ("mcp-a", "mcp-b"):
         _nullspace(server, "keys", "tenant", "create", tenant)
     key_a, key_b = (_new_key(server, f"{t}-key", "--tenant", t) for t in ("mcp-a", "mcp-b"))
@@ -356,4 +354,14 @@ async def test_http_a_key_reaches_only_its_tenants_sandboxes(server: ServerHandl
         listed_a = (await a.call_tool("list_sandboxes", {})).structured_content["sandboxes"]
         assert {explicit, session} <= {s["sandbox_id"] for s in listed_a}
         assert "42" in _texts(await a.call_tool("run_code", {"code": "secret + 1"}))
+
+        env = {**os.environ, "NULLSPACE_API_URL": server.tcp_url, "NULLSPACE_API_KEY": key_b}
+        stdio = StdioServerParameters(command=sys.executable, args=["-m", "nullspace", "mcp"], env=env)
+        async with Client(stdio, mode="legacy") as b_local:
+            foreign = await b_local.call_tool("run_code", {"code": "secret", "sandbox_id": explicit})
+            assert foreign.is_error and "does not exist" in _texts(foreign)
+            listed = (await b_local.call_tool("list_sandboxes", {})).structured_content["sandboxes"]
+            assert not {explicit, session} & {s["sandbox_id"] for s in listed}
+            own = await b_local.call_tool("run_code", {"code": "secret = 1\nsecret"})
+            assert not own.is_error and own.structured_content["sandbox_id"] not in (explicit, session)
         await a.call_tool("kill_sandbox", {"sandbox_id": explicit})
