@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from e2b import AsyncSandbox, CommandExitException, PtySize, Sandbox
-from e2b.exceptions import InvalidArgumentException, SandboxException, TimeoutException
+from e2b.exceptions import (
+    InvalidArgumentException,
+    SandboxException,
+    SandboxNotRunningException,
+    TimeoutException,
+)
 
 from nullspace import Sandbox as NullspaceSandbox
 
@@ -136,3 +141,22 @@ def test_async_sdk(e2b_server) -> None:
             await sandbox.kill()
 
     asyncio.run(main())
+
+
+def test_a_kill_during_a_command_ends_it_with_an_error(e2b_server) -> None:
+    sandbox = Sandbox.create(timeout=120)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sandbox.commands.run("sleep 60")
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    time.sleep(1.0)
+    sandbox.kill()
+    runner.join(20)
+    assert not runner.is_alive(), "the command's stream hung after the sandbox was killed"
+    assert errors and isinstance(errors[0], SandboxNotRunningException), errors  # as E2B
