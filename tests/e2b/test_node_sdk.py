@@ -1,5 +1,5 @@
 """The official JavaScript SDK (`@e2b/code-interpreter`, pinned in tests/e2b/node/package.json and
-installed by scripts/setup.sh) against a real server: create -> run_code -> chart -> kill."""
+installed by scripts/setup.sh) against a real server: create -> run_code -> chart -> files -> kill."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ def test_node_sdk_flow(e2b_server) -> None:
     assert node, "node is not installed (scripts/setup.sh installs it)"
     assert (NODE_DIR / "node_modules" / "@e2b" / "code-interpreter").is_dir(), "run scripts/setup.sh"
     done = subprocess.run(
-        [node, "flow.mjs"], cwd=NODE_DIR, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "NULLSPACE_E2B_FILES": "0"},
-    )  # fmt: skip
+        [node, "flow.mjs"], cwd=NODE_DIR, capture_output=True, text=True, timeout=180, env=os.environ
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["text"] == "42" and report["stdout"] == ["hello from node\n"]
@@ -30,5 +29,7 @@ def test_node_sdk_flow(e2b_server) -> None:
     assert report["pngBytes"] > 1000
     assert report["contextCwd"] == "/tmp"
     assert report["contexts"][:2] == ["python", "javascript"] and report["contexts"][-1] == "python"
+    assert report["fileRead"] == "written by node"  # envd's /files, then seen by the kernel
+    assert report["fileSeenByCode"] == "written by node"
     assert report["listed"] is True
     assert report["killed"] is True and report["runningAfterKill"] is False

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 import pytest
-from e2b.exceptions import AuthenticationException
+from e2b.exceptions import AuthenticationException, RateLimitException, SandboxException
 from e2b_code_interpreter import Sandbox as E2BSandbox
 
 import nullspace
@@ -76,3 +76,37 @@ def test_a_deleted_key_is_refused(e2b_server) -> None:
         assert sbx.run_code("1 + 1").text == "2"  # its token still opens it: tokens are per sandbox
     finally:
         E2BSandbox.kill(sbx.sandbox_id)  # with the suite's key
+
+
+def test_another_tenant_sees_nothing(e2b_server) -> None:
+    for tenant, extra in (("acme", ()), ("globex", ("--max-sandboxes", "1"))):
+        _cli("keys", "tenant", "create", tenant, *extra, "--data-dir", str(e2b_server.data_dir))
+    acme = e2b_server.create_key("acme-app", "--tenant", "acme")
+    globex = e2b_server.create_key("globex-app", "--tenant", "globex")
+    mine = E2BSandbox.create(timeout=60, api_key=acme)
+    theirs = E2BSandbox.create(timeout=60, api_key=globex)
+    try:
+        assert theirs.run_code("1 + 1").text == "2"
+        with pytest.raises(SandboxException, match="not found"):
+            E2BSandbox.connect(mine.sandbox_id, api_key=globex)
+        with pytest.raises(SandboxException, match="not found"):
+            E2BSandbox.get_info(mine.sandbox_id, api_key=globex)
+        with pytest.raises(SandboxException, match="not found"):
+            E2BSandbox.set_timeout(mine.sandbox_id, 30, api_key=globex)
+        assert E2BSandbox.kill(mine.sandbox_id, api_key=globex) is False
+        assert [s.sandbox_id for s in E2BSandbox.list(api_key=globex).next_items()] == [theirs.sandbox_id]
+        # globex's sandbox token does not open acme's sandbox, and the answer is a never-existed one
+        headers = {"E2b-Sandbox-Id": mine.sandbox_id, "E2b-Sandbox-Port": "49999",
+                   "X-Access-Token": theirs._envd_access_token}  # fmt: skip
+        reply = httpx.post(f"{e2b_server.url}/execute", json={"code": "1"}, headers=headers)
+        assert reply.status_code == 502 and reply.json()["message"] == "The sandbox was not found"
+        # our own API with globex's key: the same
+        reply = httpx.get(f"{e2b_server.url}/v1/sandboxes/{mine.sandbox_id}", headers={"X-API-Key": globex})
+        assert reply.status_code == 404
+        # quotas apply through the E2B door too: E2B's 429 is the SDK's RateLimitException
+        with pytest.raises(RateLimitException, match="max_sandboxes"):
+            E2BSandbox.create(timeout=60, api_key=globex)
+        assert mine.run_code("'still mine'").text == "still mine"
+    finally:
+        E2BSandbox.kill(mine.sandbox_id, api_key=acme)
+        E2BSandbox.kill(theirs.sandbox_id, api_key=globex)

@@ -1,7 +1,7 @@
 // create -> run_code -> chart -> files -> kill with the official @e2b/code-interpreter SDK.
 // Reads E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY like any E2B program; prints one JSON
-// report on stdout for tests/e2b/test_node_sdk.py. With NULLSPACE_E2B_FILES=1 it also writes and
-// reads a file (needs envd, port 49983).
+// report on stdout for tests/e2b/test_node_sdk.py;
+// files go through envd (port 49983), the code through the code interpreter (49999).
 import { Sandbox } from '@e2b/code-interpreter'
 
 const report = {}
@@ -26,11 +26,9 @@ try {
   const ctx = await sbx.createCodeContext({ cwd: '/tmp' })
   report.contextCwd = (await sbx.runCode('import os; os.getcwd()', { context: ctx })).text
   report.contexts = (await sbx.listCodeContexts()).map((c) => c.language)
-  if (process.env.NULLSPACE_E2B_FILES === '1') {
-    await sbx.files.write('/home/user/from-node.txt', 'written by node')
-    report.fileRead = await sbx.files.read('/home/user/from-node.txt')
-    report.fileSeenByCode = (await sbx.runCode("open('/home/user/from-node.txt').read()")).text
-  }
+  await sbx.files.write('/home/user/from-node.txt', 'written by node')
+  report.fileRead = await sbx.files.read('/home/user/from-node.txt')
+  report.fileSeenByCode = (await sbx.runCode("open('/home/user/from-node.txt').read()")).text
   report.listed = (await Sandbox.list().nextItems()).some((s) => s.sandboxId === sbx.sandboxId)
 } finally {
   report.killed = await sbx.kill()

@@ -405,7 +405,10 @@ async def list_v1(request: Request) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return JSONResponse(wire.error_body(exc.status_code, exc.message, exc.code), status_code=exc.status_code)
+    # The SDK retries a 429/503 without `Should-Retry`: a quota stays exceeded, a full server may not
+    headers = {"should-retry": "false"} if exc.status_code == 429 else None
+    return JSONResponse(wire.error_body(exc.status_code, exc.message, exc.code), status_code=exc.status_code,
+                        headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
