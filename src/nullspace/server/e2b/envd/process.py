@@ -199,7 +199,8 @@ async def list_processes(call: Call, message: dict[str, Any]) -> dict[str, Any]:
         argv, envs = item.get("argv"), item.get("envs")
         if not (isinstance(item.get("pid"), int) and isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             continue
-        config: dict[str, Any] = {"cmd": argv[0], "args": argv[1:], "envs": envs if isinstance(envs, dict) else {}}
+        envs = {k: v for k, v in envs.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(envs, dict) else {}
+        config: dict[str, Any] = {"cmd": argv[0], "args": argv[1:], "envs": envs}
         if isinstance(item.get("cwd"), str):
             config["cwd"] = item["cwd"]
         process: dict[str, Any] = {"config": config, "pid": item["pid"]}
