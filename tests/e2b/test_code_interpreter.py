@@ -80,6 +80,11 @@ def test_envs_sandbox_level_and_per_run(sbx: Sandbox) -> None:
     assert sbx.run_code("echo $ONE_RUN", language="bash", envs={"ONE_RUN": "sh"}).logs.stdout == ["sh\n"]
     java = sbx.run_code('System.getProperty("ONE_RUN")', language="java", envs={"ONE_RUN": "jv"})
     assert java.text == "jv"
+    # as in E2B, sandbox-level envs reach Java's System.getProperty too (and System.getenv)
+    assert sbx.run_code('System.getProperty("SANDBOX_LEVEL")', language="java").text == "from-create"
+    assert sbx.run_code('System.getenv("SANDBOX_LEVEL")', language="java").text == "from-create"
+    java_ctx = sbx.create_code_context(language="java")
+    assert sbx.run_code('System.getProperty("SANDBOX_LEVEL")', context=java_ctx).text == "from-create"
     assert sbx.run_code("process.env.SANDBOX_LEVEL", language="js").text == "from-create"
 
 

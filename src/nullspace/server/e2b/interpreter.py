@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 CONTEXT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 LAZY_LANGUAGE = "javascript"
 _HIDDEN = "e2b_lazy_context_removed"  # in LiveSandbox.record.extra
+_LANGUAGES = "e2b_context_languages"  # context id → language, of the contexts this door has seen
+_SANDBOX_ENVS = "e2b_sandbox_envs"
 
 
 class _SandboxGone(Exception):
@@ -84,11 +86,13 @@ async def _agent_contexts(request: Request) -> list[dict[str, Any]]:
     reply = await _manager(request).agent_request(live.record.id, "GET", "/contexts", None, request.state.principal)
     if not isinstance(reply, list):
         return []
-    return [
+    contexts = [
         {"id": c["id"], "language": c["language"], "cwd": c["cwd"], "default": c.get("default") is True}
         for c in reply
         if isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("id", "language", "cwd"))
     ]  # the agent is untrusted: only well-formed entries
+    live.record.extra.setdefault(_LANGUAGES, {}).update({c["id"]: c["language"] for c in contexts})
+    return contexts
 
 
 def _lazy_default(contexts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -119,6 +123,7 @@ async def create_context(request: Request) -> Response:
     reply = await _manager(request).agent_request(_live(request).record.id, "POST", "/contexts", payload, request.state.principal)
     if not (isinstance(reply, dict) and all(isinstance(reply.get(k), str) for k in ("id", "language", "cwd"))):
         raise APIError("the sandbox agent gave a malformed context")
+    _live(request).record.extra.setdefault(_LANGUAGES, {})[reply["id"]] = reply["language"]
     return JSONResponse({"id": reply["id"], "language": reply["language"], "cwd": reply["cwd"]})
 
 
@@ -180,6 +185,21 @@ async def _translated(first: dict[str, Any], events: AsyncIterator[dict[str, Any
         await events.aclose()  # type: ignore[attr-defined]
 
 
+async def _sandbox_envs(request: Request) -> dict[str, str]:
+    """The sandbox-level envs (given at create), as the agent holds them; {} if it says nonsense."""
+    live = _live(request)
+    cached = live.record.extra.get(_SANDBOX_ENVS)
+    if cached is None:
+        reply = await _manager(request).agent_request(live.record.id, "GET", "/envs", None, request.state.principal)
+        values = {k: v for k, v in (reply if isinstance(reply, dict) else {}).items() if k in live.record.env_keys}
+        try:
+            cached = Execute(code="", envs=values).envs or {}
+        except ValidationError:
+            cached = {}
+        live.record.extra[_SANDBOX_ENVS] = cached
+    return cached
+
+
 async def execute(request: Request) -> Response:
     live = _live(request)
     body = await _body(request)
@@ -205,6 +225,11 @@ async def execute(request: Request) -> Response:
         envs = Execute(code=code, envs=body.get("env_vars")).envs
     except ValidationError as exc:
         raise InvalidArgumentError(f"env_vars: {exc.errors()[0]['msg']}") from None
+    language = run.get("language") or live.record.extra.get(_LANGUAGES, {}).get(run.get("context_id"))
+    if language == "java" and live.record.env_keys:
+        # E2B's Java reads sandbox-level envs with System.getProperty too: apply them as per-run
+        # envs, which our Java kernel also sets as properties
+        envs = {**await _sandbox_envs(request), **(envs or {})}
     if envs:
         run["envs"] = envs
     events = _manager(request).execute(live.record.id, run, request.state.principal)
