@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from e2b.exceptions import NotFoundException, SandboxException, TimeoutException
 from e2b_code_interpreter import AsyncSandbox, Sandbox
@@ -206,3 +207,31 @@ def test_async_sandbox(e2b_server) -> None:
         assert not await sbx.is_running()
 
     asyncio.run(main())
+
+
+def test_bad_input_on_the_interpreter_port(e2b_server, sbx: Sandbox) -> None:
+    headers = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49999", "X-Access-Token": sbx._envd_access_token}
+    with httpx.Client(base_url=e2b_server.url, headers=headers, timeout=30) as client:
+        for body, status, text in (
+            (b"{nope", 400, "not valid JSON"),
+            (b"[]", 400, "JSON object"),
+            (b'{"code": 5}', 400, "code must be a string"),
+            (b'{"code": "1", "language": "python", "context_id": "x"}', 400, "Only one of context_id or language"),
+            (b'{"code": "1", "env_vars": {"A": 1}}', 400, "env_vars"),
+            (b'{"code": "1", "language": "cobol"}', 400, "unsupported language"),
+            (b'{"code": "1", "context_id": "../../etc"}', 404, "not found"),
+            (b'{"code": "1", "context_id": "no-such-context"}', 404, "Context no-such-context not found"),
+        ):
+            reply = client.post("/execute", content=body)
+            assert (reply.status_code, text in reply.text) == (status, True), (body, reply.status_code, reply.text)
+        assert client.post("/contexts", json={"language": 3}).status_code == 400
+        assert client.post("/contexts", json={"language": "cobol"}).status_code == 400
+        assert client.delete("/contexts/no-such-context").status_code == 404
+        assert client.post("/contexts/no-such-context/restart").status_code == 404
+        assert client.get("/nothing").status_code == 404
+        too_big = client.post("/execute", content=b'{"code": "' + b"x" * (17 << 20) + b'"}')
+        assert too_big.status_code == 413
+        assert client.get("/health").json() == "OK"
+        ok = client.post("/execute", json={"code": "print('é\\u2028')", "context_id": None, "language": None, "env_vars": None})
+        lines = ok.text.split("\n")
+        assert lines[-1] == "" and all(line.isascii() and line for line in lines[:-1])  # NDJSON, ASCII, no blanks
