@@ -170,9 +170,15 @@ async def test_http_bad_arguments_are_tool_errors_that_say_what_was_wrong(http_c
 
 
 async def test_http_explicit_sandboxes_create_list_kill(http_client: Client) -> None:
-    created = await http_client.call_tool("create_sandbox", {"metadata": {"purpose": "mcp-test"}, "timeout": 120})
+    created = await http_client.call_tool("create_sandbox", {
+        "metadata": {"purpose": "mcp-test"}, "timeout": 120, "network": ["example.com"]})
     assert not created.is_error, _texts(created)
     sandbox_id = created.structured_content["sandbox_id"]
+    sandbox = await AsyncSandbox.connect(sandbox_id)
+    network, info = await sandbox.get_network(), await sandbox.get_info()
+    await sandbox.close()
+    assert (network.mode, network.allow) == ("allow", ["example.com"])
+    assert info.metadata == {"created_by": "mcp", "purpose": "mcp-test"}
     listed = await http_client.call_tool("list_sandboxes", {"metadata": {"purpose": "mcp-test"}})
     assert [s["sandbox_id"] for s in listed.structured_content["sandboxes"]] == [sandbox_id]
     ran = await http_client.call_tool("run_code", {"code": "x = 5\nx * 2", "sandbox_id": sandbox_id})
@@ -275,6 +281,8 @@ async def test_stdio_nullspace_mcp_against_the_server(server: ServerHandle) -> N
         assert "42" in _texts(result)
         result = await client.call_tool("run_code", {"code": "1", "language": "cobol"})
         assert result.is_error and "language" in _texts(result)
+        result = await client.call_tool("run_code", {"code": "open('out.txt', 'w').write('x')"})
+        assert "files written: /home/user/out.txt (created, 1 bytes)" in _texts(result)
         assert await _running(sandbox_id)
     # stdin closed: `nullspace mcp` killed the session sandbox on its way out
     await _gone(sandbox_id)
@@ -365,3 +373,12 @@ async def test_a_key_reaches_only_its_tenants_sandboxes_over_http_and_stdio(serv
             own = await b_local.call_tool("run_code", {"code": "secret = 1\nsecret"})
             assert not own.is_error and own.structured_content["sandbox_id"] not in (explicit, session)
         await a.call_tool("kill_sandbox", {"sandbox_id": explicit})
+
+
+async def test_stdio_session_sandbox_template_option(server: ServerHandle) -> None:
+    env = {**os.environ, "NULLSPACE_SOCKET": str(server.socket), "NULLSPACE_HOME": str(server.data_dir)}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nullspace", "mcp", "--template", "no-such"],
+                                   env=env)
+    async with Client(params, mode="legacy") as client:
+        result = await client.call_tool("run_code", {"code": "1"})
+        assert result.is_error and "TemplateNotFoundError" in _texts(result) and "no-such" in _texts(result)

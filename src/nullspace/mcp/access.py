@@ -37,7 +37,8 @@ IN_PROCESS_URL = "http://nullspace.in-process"
 class SessionSandbox:
     """The implicit sandbox of one MCP session (created lazily; one creation at a time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str = SESSION_TEMPLATE) -> None:
+        self.template = template
         self.sandbox_id: str | None = None
         self.options: dict[str, Any] = {}
         self.lock = asyncio.Lock()
@@ -59,7 +60,7 @@ class SessionSandbox:
                         raise
                     return sandbox, None
             sandbox = await AsyncSandbox.create(
-                SESSION_TEMPLATE, timeout=SESSION_IDLE, metadata=SESSION_METADATA, **options
+                self.template, timeout=SESSION_IDLE, metadata=SESSION_METADATA, **options
             )
             self.sandbox_id, self.options = sandbox.sandbox_id, options
             return sandbox, note or f"(created the session's sandbox {sandbox.sandbox_id})"
@@ -110,8 +111,8 @@ async def open_sandbox(
 class StdioAccess:
     """`nullspace mcp`: the SDK's own connection settings; the process is the session."""
 
-    def __init__(self) -> None:
-        self._session = SessionSandbox()
+    def __init__(self, template: str = SESSION_TEMPLATE) -> None:
+        self._session = SessionSandbox(template)
 
     def options(self, ctx: Context) -> dict[str, Any]:
         return {}

@@ -63,6 +63,10 @@ def run_summary(execution: Execution, sandbox_id: str, language: str) -> str:
         parts.append(lines)
     for limit in execution.limits:
         parts.append(f"limit hit: {json.dumps(limit)}")
+    if execution.artifacts:
+        files = ", ".join(f"{a.path} ({a.change}, {a.size} bytes)" for a in execution.artifacts[:20])
+        more = f" and {len(execution.artifacts) - 20} more" if len(execution.artifacts) > 20 else ""
+        parts.append(f"files written: {files}{more}")
     if len(parts) == 1:
         parts.append("(no output)" if not execution.results else f"{len(execution.results)} result(s) below")
     return "\n\n".join(parts)
@@ -160,8 +164,11 @@ def file_block(path: str, data: bytes, sandbox_id: str) -> Block:
         if data.startswith(magic):
             return ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime)
     try:
-        return text(data.decode("utf-8"))
+        decoded = data.decode("utf-8")
     except UnicodeDecodeError:
         uri = f"nullspace://sandboxes/{sandbox_id}/files/{path.lstrip('/')}"
         return EmbeddedResource(type="resource", resource=BlobResourceContents(
             uri=uri, mime_type="application/octet-stream", blob=base64.b64encode(data).decode()))
+    if len(decoded) > MAX_TEXT:
+        return text(clip(decoded) + "\n(read other parts with run_command: head, tail, sed -n, grep)")
+    return text(decoded)

@@ -11,10 +11,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 import anyio
 
-from .access import StdioAccess
+from ..client._config import ConnectionConfig
+from ..client._local import not_root_message
+from .access import SESSION_TEMPLATE, StdioAccess
 from .tools import build_server
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -22,13 +25,13 @@ KILL_WAIT = 30.0
 """Seconds the session sandbox's kill may take on the way out."""
 
 
-async def serve() -> None:
+async def serve(template: str = SESSION_TEMPLATE) -> None:
     """Serve MCP on stdio until the client hangs up or signals us, then kill the session sandbox.
 
     MCP clients close stdin, wait 2 s, then SIGTERM the process group: a signal ends the
     session like EOF does (the sandbox is killed first), not the process on the spot.
     """
-    access = StdioAccess()
+    access = StdioAccess(template)
     server = build_server(access, log_level="WARNING")
 
     async def kill_session_sandbox() -> None:
@@ -54,7 +57,19 @@ async def serve() -> None:
         await kill_session_sandbox()
 
 
-def main() -> None:
-    """Entry point (stdout is the protocol's: logs go to stderr)."""
+def unreachable_reason(env: Mapping[str, str] | None = None) -> str | None:
+    """Why the tools will not reach a server from here, when that is certain before trying:
+    the local unix socket without root (it is root's, mode 0600, and only root may start it)."""
+    config = ConnectionConfig.resolve(env=env)
+    if config.socket_path is None or os.geteuid() == 0 or os.access(config.socket_path, os.R_OK | os.W_OK):
+        return None
+    return not_root_message(config.socket_path)
+
+
+def main(template: str = SESSION_TEMPLATE) -> None:
+    """Entry point (stdout is the protocol's: logs go to stderr, which MCP clients show)."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    anyio.run(serve)
+    reason = unreachable_reason()
+    if reason:  # serve anyway: every tool answers with this, and the client's log shows it now
+        logging.getLogger("nullspace.mcp").warning("%s", reason)
+    anyio.run(serve, template)

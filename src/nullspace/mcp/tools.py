@@ -215,6 +215,9 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
             "Seconds the sandbox lives (it is killed then, or earlier with kill_sandbox)."))] = 1800,
         envs: Annotated[dict[str, str] | None, Field(description="Environment variables for everything run in it.")] = None,
         metadata: Annotated[dict[str, str] | None, Field(description="Labels to find it with list_sandboxes.")] = None,
+        network: Annotated[str | list[str] | None, Field(description=(
+            'Network access: omit for none (the default), "open" for the internet if the server '
+            'permits it, or an allow-list of host names such as ["pypi.org", "*.example.com:443"].'))] = None,
     ) -> CallToolResult:
         """Create an extra sandbox and return its sandbox_id, to pass to the other tools. Not
         needed for ordinary use: every tool has a session sandbox when sandbox_id is omitted.
@@ -222,7 +225,7 @@ def build_server(access: Access, **kwargs: Any) -> MCPServer:
         async with _errors():
             labels = {"created_by": "mcp", **(metadata or {})}
             sandbox = await AsyncSandbox.create(template, timeout=timeout, envs=envs, metadata=labels,
-                                                **access.options(ctx))
+                                                network=network, **access.options(ctx))
             await sandbox.close()
             return CallToolResult(
                 content=[content.text(f"created sandbox {sandbox.sandbox_id} (template {template}, "

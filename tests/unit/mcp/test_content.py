@@ -77,3 +77,15 @@ def test_files_are_images_text_or_blobs_by_content() -> None:
     assert isinstance(blob.resource, BlobResourceContents)
     assert blob.resource.uri == "nullspace://sandboxes/s/files/home/user/a.bin"
     assert base64.b64decode(blob.resource.blob) == b"\xff\x00\xfe"
+
+
+def test_the_summary_names_the_files_a_run_wrote() -> None:
+    from nullspace.client._artifacts import ArtifactInfo
+
+    execution = Execution(artifacts=[ArtifactInfo("/home/user/a.csv", 12, change="created")])
+    assert "files written: /home/user/a.csv (created, 12 bytes)" in content.run_summary(execution, "s", "python")
+
+
+def test_a_long_text_file_is_cut_with_a_hint() -> None:
+    block = content.file_block("big.txt", b"y" * (content.MAX_TEXT + 10), "s")
+    assert "10 more characters not shown" in block.text and "head, tail" in block.text
