@@ -220,6 +220,31 @@ def test_hostile_html_cannot_reach_the_console(page: Any, server: ServerHandle, 
     assert httpx.get(f"{server.tcp_url}/v1/sandboxes", headers={"X-Nullspace-Console": "1"}).status_code == 401
 
 
+def _first_list(server: ServerHandle, key: str) -> list[dict[str, Any]]:
+    with httpx.stream("GET", f"{server.tcp_url}/v1/watch/sandboxes?state=running",
+                      headers={"X-API-Key": key}, timeout=30) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        lines = reply.iter_lines()
+        for line in lines:
+            if line == "event: sandboxes":
+                return json.loads(next(lines).removeprefix("data: "))
+    raise AssertionError("the stream ended without a list")
+
+
+def test_the_streams_show_a_tenant_only_its_own(server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+    from .test_tenants import new_tenant
+
+    _, other_key = new_tenant(server)
+    mine = _first_list(server, server.api_key)
+    assert sdk_sandbox.sandbox_id in [s["sandbox_id"] for s in mine]
+    assert next(s for s in mine if s["sandbox_id"] == sdk_sandbox.sandbox_id)["usage"]["memory_limit"] == 1 << 30
+    assert _first_list(server, other_key) == []
+    for path in ("events", "stats"):
+        reply = httpx.get(f"{server.tcp_url}/v1/sandboxes/{sdk_sandbox.sandbox_id}/{path}",
+                          headers={"X-API-Key": other_key}, timeout=30)
+        assert reply.status_code == 404 and reply.json()["code"] == "sandbox_not_found"
+
+
 def test_kill_from_the_list_and_it_leaves(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
     page.goto(f"{server.tcp_url}/console#/server")
     page.locator("#templates td", has_text="code-interpreter").first.wait_for()

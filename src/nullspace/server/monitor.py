@@ -99,6 +99,7 @@ class Monitor:
             self._tick = asyncio.Event()
             await asyncio.sleep(self.interval)
         self._task = None
+        self._cpu.clear()  # CPU use is per interval: the next sample after a gap starts afresh
 
     def _record(self, read: list[tuple[str, float, CgroupStats]]) -> None:
         seen = set()

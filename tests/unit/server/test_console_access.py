@@ -40,3 +40,28 @@ def test_anything_else_needs_a_key(why: str, request_scope: dict[str, Any]) -> N
 def test_loopback_hosts() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"]))
     assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.1", "example.com", ""]))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("no_login", [False, True])
+async def test_the_listener_stack(no_login: bool) -> None:
+    """Assets bypass the key check; the local browser gets in as an admin only with no_login;
+    everything else goes through the key check."""
+    from nullspace.console.access import ConsoleAccess
+    from nullspace.server.tenants import ADMIN
+
+    seen: list[tuple[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(("app", scope.get("state", {}).get("principal")))
+
+    async def authed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(("authed", None))
+
+    stack = ConsoleAccess(authed, app, no_login=no_login)
+    asset = {**scope(x_nullspace_console="-"), "method": "GET", "path": "/console/app.js"}
+    api = {**scope(), "method": "GET", "path": "/v1/sandboxes"}
+    foreign = {**scope(host="evil.example"), "method": "GET", "path": "/v1/sandboxes"}
+    for request_scope in (asset, api, foreign):
+        await stack(request_scope, None, None)
+    assert seen == [("app", None), ("app", ADMIN) if no_login else ("authed", None), ("authed", None)]

@@ -83,6 +83,10 @@ async def watch_sandboxes(request: Request, manager: Manager, caller: Caller) ->
 
     async def body() -> AsyncIterator[bytes]:
         async with monitor.watching():
+            try:  # the first list with fresh usage
+                await asyncio.wait_for(monitor.next_tick(), 2 * monitor.interval)
+            except TimeoutError:
+                pass
             last, quiet = "", 0.0
             while True:
                 records = (await manager.list(metadata, state, caller))[-LIST_LIMIT:]
@@ -142,10 +146,10 @@ async def sandbox_events(sandbox_id: str, manager: Manager, caller: Caller) -> S
                     tick = asyncio.ensure_future(asyncio.wait_for(manager.monitor.next_tick(), KEEPALIVE_S))
                     await asyncio.wait({pending, tick}, return_when=asyncio.FIRST_COMPLETED)
                     if pending.done():
-                        for event in pending.result():
-                            yield _sse(str(event.get("type", "event")), event)
-                            if event.get("type") == "sandbox_end":
-                                return
+                        batch = pending.result()  # one write for all that queued up
+                        yield b"".join(_sse(str(event.get("type", "event")), event) for event in batch)
+                        if any(event.get("type") == "sandbox_end" for event in batch):
+                            return
                         pending = asyncio.ensure_future(watcher.get())
                     if not tick.done():
                         tick.cancel()
