@@ -20,7 +20,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, EmbeddedResource, ImageContent, TextContent
 
@@ -260,9 +260,10 @@ async def test_http_refuses_requests_without_a_valid_key(server: ServerHandle) -
             response = await raw.post("/mcp", json=body, headers=headers)
             assert response.status_code == 401
             assert response.json()["code"] == "unauthorized"
-    with pytest.raises(Exception):  # noqa: B017 - the SDK's error type for a 401 is its own
+    with pytest.raises(ExceptionGroup) as caught:  # the SDK client fails to connect
         async with http_session(server, key="ns_wrong"):
             pass
+    assert caught.value.subgroup(MCPError) is not None
 
 
 async def test_stdio_nullspace_mcp_against_the_server(server: ServerHandle) -> None:
@@ -382,3 +383,19 @@ async def test_stdio_session_sandbox_template_option(server: ServerHandle) -> No
     async with Client(params, mode="legacy") as client:
         result = await client.call_tool("run_code", {"code": "1"})
         assert result.is_error and "TemplateNotFoundError" in _texts(result) and "no-such" in _texts(result)
+
+
+async def test_http_malformed_requests_get_4xx(server: ServerHandle) -> None:
+    """Past the key check, /mcp answers bad requests in MCP's own JSON-RPC error format, never 5xx."""
+    accept = {"Accept": "application/json, text/event-stream", "X-API-Key": server.api_key}
+    async with httpx.AsyncClient(base_url=server.tcp_url, timeout=30) as raw:
+        answers = [
+            await raw.post("/mcp", content=b"{not json", headers={**accept, "Content-Type": "application/json"}),
+            await raw.post("/mcp", content=b"[]", headers={**accept, "Content-Type": "application/json"}),
+            await raw.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                           headers={"X-API-Key": server.api_key}),  # no Accept
+            await raw.post("/mcp", content=b"x", headers={**accept, "Content-Type": "text/plain"}),
+            await raw.delete("/mcp", headers={**accept, "Mcp-Session-Id": "f" * 32}),
+            await raw.put("/mcp", headers=accept),
+        ]
+    assert all(400 <= a.status_code < 500 for a in answers), [(a.status_code, a.text[:200]) for a in answers]
