@@ -26,6 +26,7 @@ export function sandboxView(root, id) {
   const packages = packagesPanel(id);
   let info = null;
   let ended = false;
+  let localRuns = 0;
 
   const editor = el("form", { class: "editor", onsubmit: (e) => { e.preventDefault(); run(); } },
     el("div", { class: "inline" }, target,
@@ -76,8 +77,18 @@ export function sandboxView(root, id) {
       // What the run prints arrives on the event stream, like anyone else's run; this
       // response is only read to its end.
       const response = await request("POST", `${sb(id)}/execute`, { json: body });
-      for await (const _ of ndjson(response)) { /* shown from the stream */ }
+      const events = [];
+      for await (const event of ndjson(response)) events.push(event);
       code.value = "";
+      // If the event stream missed the run (it was reconnecting), show it from the answer.
+      setTimeout(() => {
+        const at = ownCode.indexOf(source);
+        if (at < 0) return;
+        ownCode.splice(at, 1);
+        const run = `local_${++localRuns}`;
+        cellFor({ type: "run_start", run, code: source, language: body.language, context_id: body.context_id, at: now(), own: true });
+        for (const event of events) onRunEvent({ ...event, run });
+      }, 1000);
     } catch (error) {
       ownCode.splice(ownCode.indexOf(source), 1);
       notice(message, `Run failed: ${error.message}`);
@@ -106,8 +117,8 @@ export function sandboxView(root, id) {
   function cellFor(event) {
     let cell = cells.get(event.run);
     if (cell) return cell;
-    const own = event.type === "run_start" && ownCode.indexOf(event.code) >= 0;
-    if (own) ownCode.splice(ownCode.indexOf(event.code), 1);
+    const own = event.own || (event.type === "run_start" && ownCode.indexOf(event.code) >= 0);
+    if (own && !event.own) ownCode.splice(ownCode.indexOf(event.code), 1);
     const language = event.context_id ? `context ${String(event.context_id).slice(0, 8)}` : (event.language || "python");
     const prompt = el("span", { class: "prompt" }, "In [ ]");
     const badge = el("span", { class: "badge running" }, "running");
