@@ -399,3 +399,19 @@ async def test_http_malformed_requests_get_4xx(server: ServerHandle) -> None:
             await raw.put("/mcp", headers=accept),
         ]
     assert all(400 <= a.status_code < 500 for a in answers), [(a.status_code, a.text[:200]) for a in answers]
+
+
+async def test_http_every_language_runs_and_an_r_plot_is_an_image(http_client: Client) -> None:
+    cases = {
+        "python": ("print(6 * 7)", "42"),
+        "r": ("cat(6 * 7)", "42"),
+        "javascript": ("console.log(6 * 7)", "42"),
+        "typescript": ("const n: number = 6 * 7\nconsole.log(n)", "42"),
+        "java": ("System.out.println(6 * 7);", "42"),
+        "bash": ("echo $((6 * 7))", "42"),
+    }
+    for language, (code, expected) in cases.items():
+        result = await http_client.call_tool("run_code", {"code": code, "language": language})
+        assert not result.is_error and expected in result.structured_content["stdout"], (language, _texts(result))
+    plot = await http_client.call_tool("run_code", {"code": "plot(c(1, 4, 9))", "language": "r"})
+    assert [b.mime_type for b in plot.content if isinstance(b, ImageContent)] == ["image/png"], _texts(plot)
