@@ -245,13 +245,41 @@ def test_the_streams_show_a_tenant_only_its_own(server: ServerHandle, sdk_sandbo
         assert reply.status_code == 404 and reply.json()["code"] == "sandbox_not_found"
 
 
-def test_kill_from_the_list_and_it_leaves(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
+def test_create_extend_filter_and_kill_from_the_list(page: Any, server: ServerHandle, sdk_sandbox: Sandbox) -> None:
     page.goto(f"{server.tcp_url}/console#/server")
     page.locator("#templates td", has_text="code-interpreter").first.wait_for()
     page.locator("#pools td", has_text="code-interpreter").first.wait_for()
     _shot(page, "console-server.png")
     page.goto(f"{server.tcp_url}/console#/")
     row = page.locator(f"#sandboxes tr[data-id={sdk_sandbox.sandbox_id}]")
+    row.wait_for()
+
+    # create one from the page, find it by its metadata, give it five more minutes
+    page.fill("#create-timeout", "120")
+    page.fill("#create-metadata", "made=console")
+    page.click("#create-button")
+    page.locator(".notice.ok", has_text="Created").wait_for()
+    made = page.locator(".notice.ok").inner_text().removeprefix("Created ").rstrip(".")
+    page.fill("#filter-metadata", "made=console")
+    page.click("#sandboxes-filter")
+    row.wait_for(state="detached")  # the filter holds
+    created = page.locator(f"#sandboxes tr[data-id={made}]")
+    created.wait_for()
+    assert page.locator("#sandboxes tbody tr").count() == 1
+    other = Sandbox.connect(made, api_url=server.tcp_url, api_key=server.api_key)
+    assert other.get_info().metadata == {"made": "console"}
+    before = other.get_info().end_at
+    created.locator("[data-action=extend]").click()
+    deadline = time.monotonic() + 30
+    while (other.get_info().end_at - before).total_seconds() < 250:
+        assert time.monotonic() < deadline, "the timeout was not extended"
+        time.sleep(0.2)
+    created.locator("[data-action=kill]").click()
+    created.locator("[data-action=kill]").click()
+    created.wait_for(state="detached")
+    page.fill("#filter-metadata", "")
+    page.click("#sandboxes-filter")
+
     row.wait_for()
     row.locator("[data-action=kill]").click()
     assert row.locator("[data-action=kill]").inner_text() == "Really kill?"

@@ -21,7 +21,7 @@ export function listView(root) {
   const toolbar = el("section", { class: "toolbar" },
     el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); applyFilters(); } },
       el("label", {}, "State ", stateSelect), el("label", {}, "Metadata ", metaInput),
-      el("button", { type: "submit" }, "Filter")),
+      el("button", { type: "submit", id: "sandboxes-filter" }, "Filter")),
     el("form", { class: "inline", id: "create", onsubmit: (e) => { e.preventDefault(); create(); } },
       el("label", {}, "Template ", templateSelect), el("label", {}, "Timeout (s) ", timeoutInput),
       el("label", {}, "Metadata ", createMeta), el("button", { type: "submit", id: "create-button" }, "Create sandbox")));
