@@ -19,7 +19,9 @@ leader and the terminal is its controlling tty): its output is one stream of raw
 (``pty`` events, base64), stdin writes go to the terminal, and ``resize`` changes the window
 size (the kernel sends SIGWINCH). Terminal sessions are interactive and may print without end,
 so their output is a ring: the last ``max_output_bytes`` are kept for late readers, and a reader
-that falls behind skips to the oldest kept event instead of ending the session.
+that falls behind skips to the oldest kept event instead of ending the session. A command started
+with ``output: "ring"`` keeps its stdout/stderr the same way (the E2B door's processes: servers
+that log for hours).
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class Command:
         pty: tuple[int, int] | None = None,
         tag: str | None = None,
         envs: dict[str, str] | None = None,
+        ring: bool = False,
     ) -> None:
         self.id = "cmd_" + secrets.token_hex(8)
         self.argv = argv
@@ -177,6 +180,7 @@ class Command:
         self.timeout = timeout
         self.max_output = max_output
         self.pty = pty  # (rows, cols) while on a terminal
+        self.ring = ring or pty is not None  # output kept as a ring of the newest, not capped
         self.tag = tag
         self.envs = envs or {}
         self.started_at = _now()
@@ -204,20 +208,28 @@ class Command:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def terminal_output(self, data: bytes) -> None:
-        """Raw terminal bytes; the oldest events go once more than `max_output` is kept."""
-        if not data:
-            return
-        size = len(data) + EVENT_OVERHEAD
+    def _keep(self, event: Event, size: int) -> None:
+        """Push `event` into the ring: the oldest events go once more than `max_output` is kept."""
         self.used += size
-        self._push({"type": "pty", "data": base64.b64encode(data).decode("ascii")}, size)
+        self._push(event, size)
         while self.used > self.max_output and len(self.events) > 1:
             self.events.popleft()
             self.used -= self.sizes.popleft()
             self.base += 1
 
+    def terminal_output(self, data: bytes) -> None:
+        """Raw terminal bytes (always a ring)."""
+        if data:
+            self._keep({"type": "pty", "data": base64.b64encode(data).decode("ascii")}, len(data) + EVENT_OVERHEAD)
+
     def output(self, kind: str, text: str) -> None:
-        if self.truncated or not text:
+        if not text:
+            return
+        if self.ring:
+            size = len(text.encode("utf-8", "surrogatepass")) + EVENT_OVERHEAD
+            self._keep({"type": kind, "text": text, "timestamp": _now()}, size)
+            return
+        if self.truncated:
             return
         size = len(text.encode("utf-8", "surrogatepass")) + EVENT_OVERHEAD
         if self.used + size > self.max_output:
@@ -577,6 +589,9 @@ class Commands:
         if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG):
             raise AgentError(400, "invalid_argument", f"tag must be a string of at most {MAX_TAG} characters")
         pty = terminal_size(body["pty"]) if body.get("pty") is not None else None
+        ring = body.get("output", "capped")
+        if ring not in ("capped", "ring"):
+            raise AgentError(400, "invalid_argument", "output must be 'capped' or 'ring'")
         stdin = _stdin(body)
         if pty is not None and stdin is not None:
             raise AgentError(400, "invalid_argument", "a terminal command takes its input later, not as stdin")
@@ -590,6 +605,7 @@ class Commands:
             pty=pty,
             tag=tag,
             envs=envs,
+            ring=ring == "ring",
         )
         try:
             cmd.start(env, stdin, self.config.oom_score_adj, stdin_open)

@@ -141,3 +141,16 @@ async def test_find_by_pid_and_tag_and_stdin_closed_on_request(agent: Agent) -> 
     assert r.status_code == 404
     r = await agent.client.get("/commands", params={"all": "1"})
     assert info["id"] in [c["id"] for c in r.json()]
+
+
+async def test_ring_output_keeps_the_newest_instead_of_a_cap(agent: Agent) -> None:
+    script = f"head -c {3 * CAP} /dev/zero | tr '\\0' y; echo; echo LAST-LINE"
+    info = await start(agent, cmd=script, output="ring")
+    await read_until(agent, info["id"], b"\x00never")
+    async with agent.client.stream("GET", f"/commands/{info['id']}/events") as r:
+        events = [json.loads(line) async for line in r.aiter_lines()]
+    text = "".join(e.get("text", "") for e in events if e["type"] == "stdout")
+    assert events[0]["type"] == "start" and events[-1]["type"] == "end"
+    assert text.endswith("LAST-LINE\n") and len(text) <= CAP and "truncated" not in text
+    r = await agent.client.post("/commands", json={"cmd": "true", "output": "all"})
+    assert r.status_code == 400

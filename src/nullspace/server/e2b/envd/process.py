@@ -166,7 +166,7 @@ async def _running(call: Call, message: dict[str, Any]) -> dict[str, Any]:
 
 async def start(call: Call, message: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
     argv, envs, cwd = _config(message)
-    body: dict[str, Any] = {"cmd": argv, "background": True, "envs": envs}
+    body: dict[str, Any] = {"cmd": argv, "background": True, "envs": envs, "output": "ring"}
     if cwd:
         body["cwd"] = cwd
     pty = field(message, "pty", dict)
