@@ -56,9 +56,10 @@ def test_background_stdin_list_connect_kill(sbx: Sandbox) -> None:
     listed = next(p for p in sbx.commands.list() if p.pid == handle.pid)
     assert listed.cmd == "/bin/bash" and listed.args[-1] == "cat"
     sbx.commands.send_stdin(handle.pid, "hello\n")
+    sbx.commands.stream_input(handle.pid, ["streamed ", b"in\n"])
     sbx.commands.close_stdin(handle.pid)
     result = handle.wait()
-    assert result.stdout == "hello\n" and result.exit_code == 0
+    assert result.stdout == "hello\nstreamed in\n" and result.exit_code == 0
 
     sleeper = sbx.commands.run("echo started; sleep 600", background=True)
     sleeper.disconnect()  # leaving the stream does not kill it
@@ -94,6 +95,7 @@ def test_timeout_kills_the_process(sbx: Sandbox) -> None:
 
 
 def test_root_is_refused_clearly(sbx: Sandbox) -> None:
+    assert sbx.commands.run("id -un", user="user").stdout == "user\n"  # the one user, named
     with pytest.raises(SandboxException, match="cannot run as root"):
         sbx.commands.run("id", user="root")
 
