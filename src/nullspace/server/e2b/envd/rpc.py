@@ -119,12 +119,13 @@ async def _fail(error: ConnectError) -> AsyncGenerator[dict[str, Any], None]:
 # -- JSON field helpers (proto3 JSON: lowerCamelCase, optional fields may be absent) -------------
 
 
-def field(message: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-    value = message.get(name, default)
+def field(message: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    """An optional field of type `kind` (absent or null: `default`); ``invalid_argument`` otherwise."""
+    value = message.get(name)
     if value is None:
         return default
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
-        raise ConnectError("invalid_argument", f"{name} has the wrong type")
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConnectError("invalid_argument", f"{name} must be a {kind.__name__}")
     return value
 
 
