@@ -141,16 +141,42 @@ class LocalRuntime:
         sandbox.drainer = asyncio.get_running_loop().create_task(_drain(read_out, sandbox.output))
         return sandbox
 
-    async def stop(self, sandbox: RunningSandbox) -> None:
-        """Kill every process of the sandbox and remove its cgroup, mounts and files."""
-        await asyncio.to_thread(sandbox.cgroup.kill_all)
+    async def stop(self, sandbox: RunningSandbox, attempts: int = 3) -> None:
+        """Kill every process of the sandbox and remove its cgroup, mounts and files.
+
+        Each step runs even when an earlier one failed, and the whole round is retried (with
+        longer waits) until nothing is left. Raises `TeardownError` if processes, the cgroup or
+        the directory survive every round: the caller must then keep the sandbox's uid.
+        """
         if sandbox.egress is not None:
-            sandbox.egress.close()
-        try:
-            await asyncio.wait_for(asyncio.shield(sandbox.exited), timeout=5)
-        except TimeoutError:
-            log.warning("sandbox %s: bwrap did not exit after kill", sandbox.sandbox_id)
-        await asyncio.to_thread(_destroy, sandbox.cgroup, sandbox.base)
+            with contextlib.suppress(OSError):
+                sandbox.egress.close()
+        problems: list[str] = []
+        for attempt in range(1, attempts + 1):
+            problems = []
+            try:
+                await asyncio.to_thread(sandbox.cgroup.kill_all, 2.0 * attempt)
+            except Exception as exc:  # noqa: BLE001 - every step runs, whatever the last one did
+                problems.append(f"kill: {exc}")
+            try:
+                await asyncio.wait_for(asyncio.shield(sandbox.exited), timeout=5.0 if attempt == 1 else 1.0)
+            except TimeoutError:
+                problems.append("bwrap did not exit after the kill")
+            try:
+                await asyncio.to_thread(sandbox.cgroup.destroy, 1.0 * attempt)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"cgroup: {exc}")
+            try:
+                await asyncio.to_thread(mounts.teardown, sandbox.base)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"mounts: {exc}")
+            if sandbox.base.exists():
+                problems.append(f"{sandbox.base} still exists")
+            if not problems:
+                return
+            log.warning("sandbox %s: teardown round %d/%d incomplete: %s",
+                        sandbox.sandbox_id, attempt, attempts, "; ".join(problems))
+        raise TeardownError(f"sandbox {sandbox.sandbox_id}: teardown incomplete: {'; '.join(problems)}")
 
     def cleanup_leftovers(self, keep: set[str] = frozenset()) -> list[str]:
         """Remove cgroups, mounts and directories of sandboxes we no longer run."""
@@ -209,6 +235,10 @@ def _egress_listener(path: Path, uid: int) -> socket.socket:
         listener.close()
         raise
     return listener
+
+
+class TeardownError(RuntimeError):
+    """Something of a sandbox (processes, cgroup, mounts, files) survived every teardown round."""
 
 
 def _destroy(cgroup: Cgroup, base: Path) -> None:

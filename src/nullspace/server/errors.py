@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +16,13 @@ from .._exceptions import APIError, TemplateBuildError
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The host's disk (or the data dir's file system) is full: SQLite's SQLITE_FULL, ENOSPC, EDQUOT."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -52,5 +61,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("the data directory is full: %s", exc)
+            return error_response(507, "disk_full", f"the server's data directory is full ({exc}); "
+                                  "nothing was changed: free space on the host and retry")
         log.exception("unhandled error")
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")

@@ -40,6 +40,9 @@ from .tenants import ADMIN, Principal, Quotas
 log = logging.getLogger(__name__)
 
 UID_COUNT = 65_536
+TEARDOWN_RETRY = 30.0    # seconds between retries of a teardown that left something behind
+RECORD_RETRY = 2.0       # seconds between retries of writing the end of a sandbox
+POOL_MEMORY_MARGIN = 32 * MiB  # a pooled sandbox is claimed only if its usage fits under the limit by this
 
 
 MEMORY_ENV = "NULLSPACE_MEMORY_MB"  # tells the agent the memory limit (no /sys inside)
@@ -90,6 +93,9 @@ class SandboxManager:
         self.creating: dict[int, tuple[str | None, float, int]] = {}  # token → (tenant, cpu, memory_mb)
         self.bus = RunBus()  # every run, for watchers (the console); never slows a run
         self.monitor = Monitor(self)  # CPU/memory over time, sampled while someone watches
+        self.unrecorded: dict[str, SandboxRecord] = {}  # ended sandboxes whose end is not yet stored
+        self._recorder: asyncio.Task[None] | None = None
+        self._leftovers: dict[str, asyncio.Task[None]] = {}  # teardowns being retried
 
     # -- lifecycle of the manager ---------------------------------------------------------
     async def startup(self) -> None:
@@ -109,6 +115,9 @@ class SandboxManager:
             *(self.kill(sid, "dead", "the server stopped", caller=ADMIN) for sid in list(self.live)),
             return_exceptions=True,
         )
+        # what is still unrecorded or not torn down is marked dead and removed at the next start
+        for task in [*self._leftovers.values(), *([self._recorder] if self._recorder else [])]:
+            task.cancel()
 
     # -- create / find / kill -------------------------------------------------------------
     @observe_create
@@ -124,6 +133,11 @@ class SandboxManager:
         cpu = req.cpu or d.cpu
         if cpu > s.max_cpu:
             raise InvalidArgumentError(f"cpu {cpu} is over the {s.max_cpu:g} cores of this host")
+        if cpu < s.min_cpu:
+            raise InvalidArgumentError(f"cpu {cpu:g} is below the minimum of {s.min_cpu:g} cores a sandbox can run on")
+        disk_mb = req.disk_mb or d.disk_mb
+        if disk_mb > s.max_disk_mb:
+            raise InvalidArgumentError(f"disk_mb {disk_mb} is over the maximum of {s.max_disk_mb}")
         if len(self.uids) >= s.max_sandboxes:
             raise CapacityError(f"this server runs at most {s.max_sandboxes} sandboxes")
         quotas = Quotas() if caller.is_admin else await self.store.tenant_quotas(caller.tenant_id or "")
@@ -245,14 +259,43 @@ class SandboxManager:
         return running, agent
 
     async def discard(self, running: RunningSandbox, agent: AgentClient, uid: int) -> None:
-        """Tear down a sandbox that has no record (a failed start or a pool sandbox)."""
+        """Tear down a sandbox's processes, cgroup, mounts and files; never raises.
+
+        Each step runs whatever the one before did, and the runtime retries. The host uid is
+        freed only once nothing of the sandbox is left: after a teardown that failed, the uid
+        stays taken and the teardown is retried in the background until it succeeds.
+        """
+        for step in (self._detach_egress(running), agent.aclose()):
+            try:
+                await step
+            except Exception:  # noqa: BLE001 - the kill below matters more
+                log.warning("sandbox %s: a teardown step failed", running.sandbox_id, exc_info=True)
         try:
-            if self.egress is not None:
-                await self.egress.detach(running.sandbox_id)
-            await agent.aclose()
             await self.runtime.stop(running)
+        except Exception as exc:  # noqa: BLE001
+            log.error("%s; its uid %d stays taken, retrying every %.0f s", exc, uid, TEARDOWN_RETRY)
+            self._leftovers[running.sandbox_id] = asyncio.create_task(self._retry_teardown(running, uid))
+            return
+        self.uids.discard(uid)
+
+    async def _detach_egress(self, running: RunningSandbox) -> None:
+        if self.egress is not None:
+            await self.egress.detach(running.sandbox_id)
+
+    async def _retry_teardown(self, running: RunningSandbox, uid: int) -> None:
+        try:
+            while True:
+                await asyncio.sleep(TEARDOWN_RETRY)
+                try:
+                    await self.runtime.stop(running)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s; retrying", exc)
+                    continue
+                self.uids.discard(uid)
+                log.info("sandbox %s: torn down at last; uid %d is free", running.sandbox_id, uid)
+                return
         finally:
-            self.uids.discard(uid)
+            self._leftovers.pop(running.sandbox_id, None)
 
     async def _claim_warm(
         self, template: str, digest: str, limits: Limits, disk_mb: int, envs: dict[str, str]
@@ -260,6 +303,13 @@ class SandboxManager:
         """Take a pre-warmed sandbox and give it the caller's limits and envs, or None."""
         warm = self.pool.claim(template, digest) if self.pool else None
         if warm is None:
+            return None
+        used = warm.running.cgroup.stats().memory_current
+        if used + POOL_MEMORY_MARGIN > limits.memory_bytes:  # it would not fit: leave it to others
+            assert self.pool is not None
+            self.pool.give_back(template, warm)
+            log.info("pooled sandboxes use %d MiB; a %d MiB sandbox starts cold",
+                     used // MiB, limits.memory_bytes // MiB)
             return None
         try:
             warm.running.cgroup.set_limits(limits)  # ~0.1 ms of cgroupfs writes
@@ -286,7 +336,7 @@ class SandboxManager:
     async def get(self, sandbox_id: str, caller: Principal) -> SandboxRecord:
         """The record of a sandbox `caller` may see (also ended ones); another tenant's sandbox
         raises the same SandboxNotFoundError as an unknown id."""
-        record = await self.store.get_sandbox(sandbox_id)
+        record = self.unrecorded.get(sandbox_id) or await self.store.get_sandbox(sandbox_id)
         if record is None or not caller.owns(record.tenant_id):
             raise SandboxNotFoundError(f"sandbox {sandbox_id} does not exist")
         return record
@@ -307,8 +357,9 @@ class SandboxManager:
         raise SandboxNotFoundError(f"sandbox {sandbox_id} is not running: {record.end_reason or record.state}")
 
     async def list(self, metadata: dict[str, str], state: str | None, caller: Principal) -> list[SandboxRecord]:
-        records = await self.store.list_sandboxes(state, caller)
-        return [r for r in records if all(r.metadata.get(k) == v for k, v in metadata.items())]
+        records = [self.unrecorded.get(r.id, r) for r in await self.store.list_sandboxes(state, caller)]
+        return [r for r in records if (state is None or r.state == state)
+                and all(r.metadata.get(k) == v for k, v in metadata.items())]
 
     async def kill(self, sandbox_id: str, state: str = "killed", reason: str | None = None, *,
                    caller: Principal) -> None:
@@ -320,7 +371,13 @@ class SandboxManager:
         if live.timer:
             live.timer.cancel()
         reason = reason or f"sandbox {sandbox_id} was killed"
-        await self.store.mark_ended(sandbox_id, state, reason)
+        live.record.state, live.record.end_reason, live.record.ended_at = state, reason, time.time()
+        try:  # a kill always kills: a record that cannot be written (a full disk) is retried
+            await self.store.mark_ended(sandbox_id, state, reason)
+        except Exception:  # noqa: BLE001
+            log.warning("sandbox %s: could not record its end; retrying", sandbox_id, exc_info=True)
+            self.unrecorded[sandbox_id] = live.record
+            self._kick_recorder()
         self.metrics.sandbox_ended(sandbox_id, live.record.template, state, reason)
         self.bus.publish(sandbox_id, {"type": "sandbox_end", "state": state, "reason": reason})
         try:
@@ -329,6 +386,21 @@ class SandboxManager:
             self.live.pop(sandbox_id, None)
             if live.watcher and live.watcher is not asyncio.current_task():
                 live.watcher.cancel()
+
+    def _kick_recorder(self) -> None:
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_ends())
+
+    async def _record_ends(self) -> None:
+        """Write the ends of sandboxes whose records could not be written when they ended."""
+        while self.unrecorded:
+            await asyncio.sleep(RECORD_RETRY)
+            for sandbox_id, record in list(self.unrecorded.items()):
+                try:
+                    await self.store.mark_ended(sandbox_id, record.state, record.end_reason or record.state)
+                except Exception:  # noqa: BLE001
+                    break  # still failing: wait and retry them all
+                self.unrecorded.pop(sandbox_id, None)
 
     # -- pause / resume ---------------------------------------------------------------------
     def _alive(self, sandbox_id: str, caller: Principal) -> LiveSandbox | None:

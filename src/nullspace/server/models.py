@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..egress.api import NetworkSpec, SecretSpec
+from .settings import Settings
 from .store import SandboxRecord
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -30,18 +32,51 @@ def _check_envs(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
+def _check_text(value: Any, where: str = "") -> None:
+    """Refuse strings that are not valid Unicode (a lone surrogate such as "\\ud800" cannot be
+    stored, sent back or passed to a sandbox)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where or 'text'} is not valid Unicode (a lone surrogate?)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, f"a key of {where or 'a map'}")
+            _check_text(item, f"{where}.{key}" if where and isinstance(key, str) else where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_text(item, where)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, no type coercion (`"timeout": true` is not 1),
+    no NaN or infinity, and valid Unicode only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_text(cls, value: Any) -> Any:
+        _check_text(value)
+        return value
+
+
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME.pattern)]
+EnvValue = Annotated[str, StringConstraints(max_length=MAX_ENV_VALUE)]
+Envs = Annotated[dict[EnvName, EnvValue], Field(max_length=MAX_ENVS)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MetaValue = Annotated[str, StringConstraints(max_length=MAX_META_VALUE)]
 
 
 class CreateSandbox(Strict):
     template: str = Field("code-interpreter", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    timeout: int | None = Field(None, ge=1, description="seconds until the sandbox is killed")
-    envs: dict[str, str] | None = None
-    metadata: dict[str, str] | None = None
-    cpu: float | None = Field(None, gt=0, description="CPU cores (quota)")
-    memory_mb: int | None = Field(None, ge=64)
-    disk_mb: int | None = Field(None, ge=16)
+    timeout: int | None = Field(None, ge=1, le=Settings.max_timeout, description="seconds until the sandbox is killed")
+    envs: Envs | None = None
+    metadata: Annotated[dict[MetaKey, MetaValue], Field(max_length=MAX_METADATA)] | None = None
+    cpu: float | None = Field(None, ge=Settings.min_cpu, le=Settings.max_cpu, description="CPU cores (quota)")
+    memory_mb: int | None = Field(None, ge=64, le=Settings.max_memory_mb)
+    disk_mb: int | None = Field(None, ge=16, le=Settings.max_disk_mb)
     auto_resume: bool = Field(False, description="a call to the paused sandbox resumes it instead of failing")
     network: NetworkSpec | None = Field(None, description="egress policy (docs/egress.md); default none")
     secrets: dict[str, SecretSpec] | None = Field(
@@ -71,15 +106,17 @@ class CreateSandbox(Strict):
 
 
 class SetTimeout(Strict):
-    timeout: int = Field(..., ge=1)
+    timeout: int = Field(..., ge=1, le=Settings.max_timeout)
 
 
 class Pause(Strict):
-    timeout: int | None = Field(None, ge=1, description="kill the sandbox if not resumed within this many seconds")
+    timeout: int | None = Field(None, ge=1, le=Settings.max_paused_timeout,
+                                description="kill the sandbox if not resumed within this many seconds")
 
 
 class Resume(Strict):
-    timeout: int | None = Field(None, ge=1, description="lifetime after resuming (default: what it had left)")
+    timeout: int | None = Field(None, ge=1, le=Settings.max_timeout,
+                                description="lifetime after resuming (default: what it had left)")
 
 
 class SandboxInfo(BaseModel):
@@ -118,8 +155,8 @@ class Execute(Strict):
     code: str = Field(..., max_length=8 << 20)
     language: str | None = Field(None, max_length=64)
     context_id: str | None = Field(None, max_length=128)
-    envs: dict[str, str] | None = None
-    timeout: float | None = Field(None, gt=0)
+    envs: Envs | None = None
+    timeout: float | None = Field(None, gt=0, le=Settings.max_timeout)
     max_output_bytes: int | None = Field(None, ge=1, le=256 << 20)
 
     _envs = field_validator("envs")(_check_envs)

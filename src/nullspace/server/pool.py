@@ -141,6 +141,12 @@ class WarmPool:
             self._kick(template)
         return found
 
+    def give_back(self, template: str, warm: WarmSandbox) -> None:
+        """Undo a `claim` whose caller could not use the sandbox (it stays ready for others)."""
+        self.ready[template].appendleft(warm)
+        if self.claimed[template] > 0:
+            self.claimed[template] -= 1
+
     def _kick(self, template: str) -> None:
         task = self._fillers.get(template)
         if not self._closing and (task is None or task.done()):

@@ -36,6 +36,8 @@ class Settings:
     port: int = 49982
     defaults: SandboxDefaults = SandboxDefaults()
     max_memory_mb: int = 16384
+    max_disk_mb: int = 65536
+    min_cpu: float = 0.1                     # below this a kernel takes ~2 s of wall time to start
     max_cpu: float = float(os.cpu_count() or 1)
     max_timeout: int = 24 * 3600
     max_paused_timeout: int = 7 * 24 * 3600   # a paused sandbox is killed after this (docs/pause.md)

@@ -91,9 +91,15 @@ class SandboxRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> SandboxRecord:
         data = dict(row)
-        data["metadata"] = json.loads(data["metadata"])
-        data["env_keys"] = json.loads(data["env_keys"])
+        data["metadata"] = {_text(k): _text(v) for k, v in json.loads(data["metadata"]).items()}
+        data["env_keys"] = [_text(k) for k in json.loads(data["env_keys"])]
         return cls(**data)
+
+
+def _text(value: str) -> str:
+    """Stored text as valid Unicode: a lone surrogate stored before the API refused them would
+    make every answer that lists the record unencodable."""
+    return value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) else str(value)
 
 
 def hash_key(key: str) -> str:

@@ -311,7 +311,8 @@ def build_locked(
     build_dir = Path(tempfile.mkdtemp(prefix=f".build-{spec.name}.", dir=root))
     try:
         os.chmod(build_dir, 0o755)
-        with open(build_dir / "build.log", "w", encoding="utf-8") as logfile:
+        log_fd = os.open(build_dir / "build.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # root's only
+        with open(log_fd, "w", encoding="utf-8") as logfile:
             if plan.layered:
                 log = BuildLog(plan.step_list(), on_progress, logfile)
                 with _layers.building(data_dir):
@@ -349,7 +350,7 @@ def _run_steps(spec: TemplateSpec, data_dir: Path, build_dir: Path, log: BuildLo
         size = _rootfs.disk_usage(rootfs)
         built_at = datetime.now(UTC)
         meta = _store.meta_dict(spec, built_at, size, python=python)
-        _rootfs.write_json(build_dir / "meta.json", meta)
+        _rootfs.write_json(build_dir / "meta.json", meta, mode=0o600)
         log.line(f"rootfs size {size / 2**20:.0f} MiB; digest {spec.digest}")
         image = _publish(spec, data_dir, build_dir)
     return image
@@ -502,7 +503,7 @@ def _run_layered(plan: BuildPlan, data_dir: Path, build_dir: Path, log: BuildLog
             steps=report, source=str(plan.spec.source) if plan.spec.source else None,
             python=facts.get("python"), npm=facts.get("npm"),
         )  # fmt: skip
-        _rootfs.write_json(build_dir / "meta.json", meta)
+        _rootfs.write_json(build_dir / "meta.json", meta, mode=0o600)
         ran = [s["name"] for s in report if not s["cached"]]
         log.line(
             f"{len(lowers)} layers, {len(ran)} step(s) ran ({', '.join(ran) or 'none'}); digest {plan.digest}"

@@ -20,7 +20,7 @@ from ..._protocol import ndjson
 from ..agent_client import AgentError
 from ..deps import Caller, Manager
 from ..lifecycle import LiveSandbox, SandboxManager
-from ..models import ErrorBody, Strict, _check_envs
+from ..models import Envs, ErrorBody, Strict, _check_envs
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 500)}
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}/commands", tags=["commands"], responses=ERRORS)
@@ -39,7 +39,7 @@ class PtySize(Strict):
 class RunCommand(Strict):
     cmd: str | list[str] = Field(..., description="a shell command (run by /bin/bash -c) or an argv list")
     cwd: str | None = Field(None, max_length=4096)
-    envs: dict[str, str] | None = None
+    envs: Envs | None = None
     timeout: float | None = Field(None, gt=0, le=7 * 86400, description="seconds; then the whole process tree is killed")
     stdin: str | None = Field(None, max_length=8 << 20, description="text written to stdin")
     stdin_base64: str | None = Field(None, max_length=12 << 20)
