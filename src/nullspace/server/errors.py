@@ -59,11 +59,17 @@ def install(app: FastAPI) -> None:
     async def build_error(_: Request, exc: TemplateBuildError) -> JSONResponse:
         return error_response(500, "template_build_failed", f"{exc}\n{exc.log[-1500:]}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    @app.exception_handler(sqlite3.OperationalError)
+    @app.exception_handler(OSError)
+    async def host_error(_: Request, exc: Exception) -> JSONResponse:
         if is_disk_full(exc):
             log.error("the data directory is full: %s", exc)
             return error_response(507, "disk_full", f"the server's data directory is full ({exc}); "
                                   "nothing was changed: free space on the host and retry")
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
