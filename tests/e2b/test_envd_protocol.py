@@ -46,6 +46,9 @@ def frames(body: bytes) -> list[tuple[int, dict]]:
 
 def test_health_and_envs(envd: httpx.Client) -> None:
     assert envd.get("/health").status_code == 204
+    for method, path, status in (("GET", "/nope", 404), ("GET", "/process.Process/List", 405), ("PUT", "/files", 405)):
+        r = envd.request(method, path)
+        assert r.status_code == status and r.json()["code"] == status and r.json()["message"]
     envs = envd.get("/envs")
     assert envs.status_code == 200 and envs.json() == {"FROM_CREATE": "v1"}
 

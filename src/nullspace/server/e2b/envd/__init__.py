@@ -20,6 +20,7 @@ sandbox has no network mounts).
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -46,6 +47,12 @@ async def envs(request: Request) -> Response:
     return JSONResponse({k: v for k, v in values.items() if k in keys and isinstance(v, str)})
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"code": exc.status_code, "message": f"{request.method} {request.url.path}: {exc.detail}"},
+                        status_code=exc.status_code)  # fmt: skip
+
+
 async def call(request: Request) -> Response:
     methods = SERVICES.get(request.path_params["service"])
     return await rpc.dispatch(request, methods or {})
@@ -59,5 +66,6 @@ def create_app() -> Starlette:
             Route("/files", files.download, methods=["GET"]),
             Route("/files", files.upload, methods=["POST"]),
             Route("/{service}/{method}", call, methods=["POST"]),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_error},
     )
