@@ -110,6 +110,15 @@ def test_a_cell_draws_a_matplotlib_chart(page: Any, server: ServerHandle, sdk_sa
     _until(page, "(img) => img.complete && img.naturalWidth > 100", image.element_handle())
     assert "drawn" in page.locator(".cell[data-origin=console] .output-stdout").last.inner_text()
 
+    # another of the six languages, in its own default context
+    page.select_option("#language", "lang:bash")
+    page.fill("#code", "echo \"hi from $0\" >&2; echo out")
+    page.click("#run")
+    cell = page.locator(".cell[data-origin=console]").filter(has_text="hi from").last
+    cell.locator(".output-stderr", has_text="hi from").wait_for()
+    assert cell.locator(".output-stdout").inner_text().strip() == "out"
+    assert "bash" in cell.locator(".cell-head").inner_text()
+
 
 def test_an_sdk_run_streams_into_the_open_page(page: Any, sdk_sandbox: Sandbox) -> None:
     """The SDK's run is still going (it waits for a file) when its first line shows up."""
@@ -149,6 +158,21 @@ def test_an_sdk_run_streams_into_the_open_page(page: Any, sdk_sandbox: Sandbox) 
     sdk_sandbox.run_code("import plotly.express as px\npx.line(x=[1, 2, 3], y=[3, 1, 2]).show()")
     plot = page.frame_locator(".cell iframe.output-frame >> nth=-1").locator("svg.main-svg").first
     plot.wait_for()
+    # markdown through the escaping renderer, LaTeX as text, SVG as an image
+    sdk_sandbox.run_code(
+        "from IPython.display import Markdown, Latex, SVG, display\n"
+        "display(Markdown('# Findings\\n* **bold** <b>not html</b>'))\n"
+        "display(Latex(r'$\\alpha^2$'))\n"
+        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"20\"><rect width=\"40\" height=\"20\"/></svg>'))"
+    )
+    rich = page.locator(".cell").last
+    rich.locator(".output-markdown h1", has_text="Findings").wait_for()
+    assert rich.locator(".output-markdown strong").inner_text() == "bold"
+    assert "<b>not html</b>" in rich.locator(".output-markdown li").inner_text()  # shown, not parsed
+    assert rich.locator(".latex").inner_text() == "$\\alpha^2$"
+    assert rich.locator("img.output-image").get_attribute("src").startswith("data:image/svg+xml")
+    # the usage chart has been sampling all along
+    assert int(page.locator("#usage-chart").get_attribute("data-samples")) >= 2
     _shot(page, "console-sandbox.png")
 
 
@@ -168,6 +192,20 @@ def test_upload_and_download_a_file(page: Any, sdk_sandbox: Sandbox, tmp_path: P
         page.locator("#files-table tr[data-name='from-sdk.bin'] [data-action=download]").click()
     assert info.value.suggested_filename == "from-sdk.bin"
     assert Path(info.value.path()).read_bytes() == bytes(range(256)) * 4
+
+
+def test_commands_and_packages_panels(page: Any, sdk_sandbox: Sandbox) -> None:
+    command = sdk_sandbox.commands.run("sleep 600 # console-test", background=True)
+    row = page.locator("#commands tr", has_text="console-test")
+    row.wait_for()  # the panel refreshes every 3 s
+    row.locator("button", has_text="Kill").click()
+    row.wait_for(state="detached")
+    assert command.wait(check=False).exit_code != 0
+
+    page.click("#packages-load")
+    page.locator("#packages td", has_text="numpy").first.wait_for()
+    page.fill("#packages-filter", "pandas")
+    assert all("pandas" in name.lower() for name in page.locator("#packages tbody tr td:first-child").all_inner_texts())
 
 
 HOSTILE = r'''
