@@ -62,7 +62,6 @@ class Monitor:
         self._cpu: dict[str, tuple[float, int]] = {}  # sandbox → (time, CPU µs) of the last read
         self._watchers = 0
         self._task: asyncio.Task[None] | None = None
-        self.ticks = 0
         self._tick = asyncio.Event()
 
     @contextlib.asynccontextmanager
@@ -94,7 +93,6 @@ class Monitor:
             lives = [live for live in self.manager.live.values() if not live.stopping]
             read = await asyncio.to_thread(_read_all, [(live.record.id, live.running.cgroup) for live in lives])
             self._record(read)
-            self.ticks += 1
             self._tick.set()
             self._tick = asyncio.Event()
             await asyncio.sleep(self.interval)

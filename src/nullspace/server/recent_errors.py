@@ -31,7 +31,8 @@ class RecentErrors(logging.Handler):
         })  # fmt: skip
 
     def recent(self) -> list[dict[str, Any]]:
-        return sorted(self.records, key=lambda r: r["at"], reverse=True)
+        """Newest first."""
+        return list(reversed(self.records))
 
 
 def install(logger_name: str = "nullspace") -> RecentErrors:
