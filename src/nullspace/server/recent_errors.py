@@ -35,11 +35,17 @@ class RecentErrors(logging.Handler):
         return list(reversed(self.records))
 
 
-def install(logger_name: str = "nullspace") -> RecentErrors:
+LOGGERS = ("nullspace", "uvicorn.error")
+"""Ours, and the server's (an exception that escaped a request is logged there)."""
+
+
+def install() -> RecentErrors:
     handler = RecentErrors()
-    logging.getLogger(logger_name).addHandler(handler)
+    for name in LOGGERS:
+        logging.getLogger(name).addHandler(handler)
     return handler
 
 
-def uninstall(handler: RecentErrors, logger_name: str = "nullspace") -> None:
-    logging.getLogger(logger_name).removeHandler(handler)
+def uninstall(handler: RecentErrors) -> None:
+    for name in LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
