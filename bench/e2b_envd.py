@@ -9,7 +9,8 @@ alternating call by call:
 
 * `commands.run("true")`: E2B's Connect stream (`process.Process/Start`) vs our NDJSON stream;
 * `files.write` of 1 KiB (E2B: multipart `POST /files`; ours: `PUT .../files`), then `files.read`;
-* `files.list` of a directory of 50 files (`filesystem.Filesystem/ListDir` vs `GET .../files/list`).
+* `files.list` of a directory of 50 files (`filesystem.Filesystem/ListDir` vs `GET .../files/list`);
+* a keystroke typed into a terminal until its echo arrives (`sandbox.pty` of each SDK).
 
 Then the watch: a process in the sandbox creates a file and prints the time; the E2B async SDK's
 `watch_dir` callback notes when the event arrives (the sandbox shares the host's clock). For
@@ -27,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -68,6 +70,32 @@ async def watch_latency(sandbox_id: str, rounds: int) -> list[float]:
     return latencies
 
 
+def keystroke_echo(start: Callable[[Callable[[bytes], None]], Callable[[bytes], None]], rounds: int) -> list[float]:
+    """Type one key into a terminal and wait for its echo (the terminal's line discipline echoes
+    it): input request → sandbox → output stream → client. `start(on_data)` opens a terminal and
+    returns its `send(bytes)`."""
+    seen = threading.Condition()
+    count = [0]
+
+    def on_data(data: bytes) -> None:
+        with seen:
+            count[0] += data.count(b"x")
+            seen.notify_all()
+
+    send = start(on_data)
+    time.sleep(0.5)  # the shell's prompt
+    latencies = []
+    for _ in range(rounds):
+        with seen:
+            before = count[0]
+        t0 = time.perf_counter()
+        send(b"x")
+        with seen:
+            seen.wait_for(lambda: count[0] > before, timeout=5)  # noqa: B023
+        latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
@@ -105,6 +133,18 @@ def main() -> None:
                     results[measure][name].append(timed(ways[name]))
 
         latencies = asyncio.run(watch_latency(ours.sandbox_id, 30))
+
+        def ours_pty(on_data: Callable[[bytes], None]) -> Callable[[bytes], None]:
+            term = ours.pty.create()
+            threading.Thread(target=term.wait, kwargs={"on_data": on_data}, daemon=True).start()
+            return term.send_input
+
+        def e2b_pty(on_data: Callable[[bytes], None]) -> Callable[[bytes], None]:
+            term = theirs.pty.create(e2b.PtySize(rows=24, cols=80), timeout=0)
+            threading.Thread(target=term.wait, kwargs={"on_pty": on_data}, daemon=True).start()
+            return lambda data: theirs.pty.send_stdin(term.pid, data)
+
+        echoes = {"e2b": keystroke_echo(e2b_pty, 100), "nullspace": keystroke_echo(ours_pty, 100)}
         scans = [ours.commands.run(["python", "-c", SCAN]).stdout.split() for _ in range(5)]
         ours.kill()
 
@@ -115,6 +155,9 @@ def main() -> None:
         e50, e99 = p50_p99_ms(by_way["e2b"])
         n50, n99 = p50_p99_ms(by_way["nullspace"])
         print(f"| {measure} | {e50:.1f} / {e99:.1f} | {n50:.1f} / {n99:.1f} | {e50 / n50:.2f}x |")
+    e50, e99 = p50_p99_ms(echoes["e2b"])
+    n50, n99 = p50_p99_ms(echoes["nullspace"])
+    print(f"| terminal keystroke → echo (pty) | {e50:.1f} / {e99:.1f} | {n50:.1f} / {n99:.1f} | {e50 / n50:.2f}x |")
     w50, w99 = p50_p99_ms(latencies)
     files = scans[0][0]
     scan = statistics.median(float(s[1]) for s in scans) * 1000
