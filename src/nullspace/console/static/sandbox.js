@@ -106,7 +106,14 @@ export function sandboxView(root, id) {
     } catch (error) { notice(message, error.message); }
   }
 
-  async function kill() {
+  async function kill(event) {
+    const button = event.currentTarget;
+    if (button.dataset.armed !== "1") {  // a second click within 4 s kills
+      button.dataset.armed = "1";
+      button.textContent = "Really kill?";
+      setTimeout(() => { button.dataset.armed = ""; button.textContent = "Kill"; }, 4000);
+      return;
+    }
     try { await call("DELETE", sb(id)); } catch (error) { notice(message, error.message); }
   }
 
