@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from e2b import Sandbox
+from e2b import CommandExitException, Sandbox
 
 UNARY = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
 STREAM = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1"}
@@ -149,3 +149,12 @@ def test_every_envd_call_needs_the_sandbox_access_token(e2b_server, sbx: Sandbox
         for method, path in routes:
             r = httpx.request(method, e2b_server.url + path, headers=headers, content=b"{}")
             assert r.status_code == 502 and "was not found" in r.json()["message"], (token, path)
+
+
+def test_sigterm_reaches_the_process(envd: httpx.Client, sbx: Sandbox) -> None:
+    handle = sbx.commands.run("sleep 600", background=True)
+    r = envd.post("/process.Process/SendSignal", json={"process": {"pid": handle.pid}, "signal": "SIGNAL_SIGTERM"}, headers=UNARY)
+    assert r.status_code == 200 and r.json() == {}
+    with pytest.raises(CommandExitException) as info:
+        handle.wait()
+    assert info.value.exit_code == -1 and info.value.error == "signal: terminated"
