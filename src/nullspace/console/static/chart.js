@@ -51,6 +51,7 @@ export function usageChart() {
   return {
     canvas,
     setLimits(cpu, memory) { limits = { cpu: cpu || 1, memory: memory > 0 ? memory : 1 }; draw(); },
+    reset() { samples.length = 0; draw(); },
     add(sample) {
       samples.push(sample);
       while (samples.length > 300) samples.shift();

@@ -191,6 +191,7 @@ export function sandboxView(root, id) {
       info = data;
       status.replaceChildren(el("span", { class: `state ${data.state}` }, data.state), ` ${data.template} · ${data.cpu} cores · ${data.memory_mb} MiB`);
       chart.setLimits(data.cpu, data.memory_mb * MiB);
+      chart.reset();  // a reconnected stream sends the history again
       for (const sample of data.history || []) chart.add(sample);
       tick();
     } else if (event === "stats") {
