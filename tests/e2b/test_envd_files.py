@@ -55,6 +55,19 @@ def test_write_several_files_in_one_multipart_upload(sbx: Sandbox) -> None:
     assert sbx.files.read("multi/two.bin", format="bytes") == b"\x00\x02"
 
 
+def test_a_failed_multi_file_upload_changes_nothing(sbx: Sandbox) -> None:
+    sbx.files.write("all-or-none/keep.txt", "old")
+    with pytest.raises(InvalidArgumentException):
+        sbx.files.write_files([
+            WriteEntry(path="all-or-none/keep.txt", data="new"),
+            WriteEntry(path="all-or-none/fresh.txt", data="fresh"),
+            WriteEntry(path="/home/user", data="a directory is in the way"),
+        ])  # fmt: skip
+    assert sbx.files.read("all-or-none/keep.txt") == "old"
+    assert [e.name for e in sbx.files.list("all-or-none")] == ["keep.txt"]
+    assert sbx.commands.run("ls -a /home/user/all-or-none").stdout.split() == [".", "..", "keep.txt"]
+
+
 def test_list_stat_exists_make_dir_rename_remove(sbx: Sandbox) -> None:
     assert sbx.files.make_dir("tree/a/b") is True
     assert sbx.files.make_dir("tree/a/b") is False  # already there

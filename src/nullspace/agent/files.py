@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import stat
@@ -44,6 +45,7 @@ MAX_DEPTH = 64
 READ_CHUNK = 1 << 20
 REFUSED_ROOTS = ("/proc", "/sys")
 XATTR_PREFIX = "user.e2b."
+UPLOAD_TEMP = re.compile(r"^\.[^/]*\.[0-9a-f]{12}\.nsupload$", re.DOTALL)  # what _write names its temp files
 MAX_METADATA = 64
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EFBIG}
 
@@ -363,7 +365,8 @@ async def write_file(request: Request) -> Response:
     try:
         path = resolve(request.query_params.get("path"), workdir)
         expected_size, expected_sha = _expected(request)
-        return JSONResponse(await _write(request, path, expected_size, expected_sha, _metadata(request)))
+        stage = request.query_params.get("stage") in ("1", "true")
+        return JSONResponse(await _write(request, path, expected_size, expected_sha, _metadata(request), stage))
     except ClientDisconnect:
         return Response(status_code=400)
     except AgentError:
@@ -377,7 +380,10 @@ async def _write(
     expected_size: int | None,
     expected_sha: str | None,
     metadata: dict[str, str] | None = None,
+    stage: bool = False,
 ) -> dict[str, Any]:
+    """Write the body to a temp file next to `path`, then rename it over `path`; with `stage`,
+    leave it there and answer its name (``staged``) for `commit_files` / `discard_files`."""
     parent, name = os.path.split(path)
     if not name:
         raise AgentError(400, "invalid_argument", "cannot write to /")
@@ -435,7 +441,8 @@ async def _write(
                 "integrity_error",
                 f"{path} was not written: received sha256 {sha}, expected {expected_sha}",
             )
-        os.rename(tmp, path)
+        if not stage:
+            os.rename(tmp, path)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -447,7 +454,51 @@ async def _write(
     info: dict[str, Any] = {"path": path, "name": name, "type": "file", "size": size, "sha256": sha}
     if metadata:
         info["metadata"] = metadata
+    if stage:
+        info["staged"] = tmp
     return info
+
+
+def _staged(item: Any) -> tuple[str, str]:
+    """(temp file, target) of one staged upload, checked: the temp file is one of ours, beside
+    its target."""
+    if not isinstance(item, dict) or not isinstance(item.get("staged"), str) or not isinstance(item.get("path"), str):
+        raise AgentError(400, "invalid_argument", "each item needs staged and path")
+    tmp, path = item["staged"], item["path"]
+    if os.path.dirname(tmp) != os.path.dirname(path) or not UPLOAD_TEMP.match(os.path.basename(tmp)):
+        raise AgentError(400, "invalid_argument", f"{tmp} is not a staged upload for {path}")
+    return tmp, path
+
+
+async def commit_files(request: Request) -> Response:
+    """``{"files": [{"staged", "path"}, ...]}``: move staged uploads over their targets, together
+    (renames only: nothing left to fail but the file system itself)."""
+    items = (await json_body(request)).get("files")
+    if not isinstance(items, list) or len(items) > MAX_ENTRIES:
+        raise AgentError(400, "invalid_argument", "files must be a list")
+    pairs = [_staged(item) for item in items]
+    for tmp, _ in pairs:
+        if not stat.S_ISREG(os.lstat(tmp).st_mode):
+            raise AgentError(400, "invalid_argument", f"{tmp} is not a staged upload")
+    for tmp, path in pairs:
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise _os_error(exc, path, "write") from exc
+    return Response(status_code=204)
+
+
+async def discard_files(request: Request) -> Response:
+    """``{"files": [{"staged", "path"}, ...]}``: delete staged uploads (missing ones are fine)."""
+    items = (await json_body(request)).get("files")
+    if not isinstance(items, list) or len(items) > MAX_ENTRIES:
+        raise AgentError(400, "invalid_argument", "files must be a list")
+    for tmp, _ in [_staged(item) for item in items]:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return Response(status_code=204)
 
 
 # -- endpoints -------------------------------------------------------------------------------------
@@ -552,4 +603,6 @@ routes = [
     Route("/files/list", list_files, methods=["GET"]),
     Route("/files/rename", rename_file, methods=["POST"]),
     Route("/files/mkdir", make_dir, methods=["POST"]),
+    Route("/files/commit", commit_files, methods=["POST"]),
+    Route("/files/discard", discard_files, methods=["POST"]),
 ]

@@ -16,7 +16,6 @@ import collections
 import ctypes
 import errno
 import os
-import re
 import secrets
 import stat
 import struct
@@ -30,7 +29,7 @@ from starlette.routing import Route
 
 from . import messages
 from .contexts import AgentError
-from .files import entry, resolve
+from .files import UPLOAD_TEMP, entry, resolve
 from .web import NDJSONFollow, json_body
 
 IN_MODIFY, IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
@@ -50,7 +49,6 @@ MAX_WATCHERS = 64
 MAX_DIRS = 10_000  # watched directories per recursive watcher
 MAX_EVENTS = 10_000  # queued per watcher; past that, events are dropped (and counted)
 IDLE = 600.0
-UPLOAD_TEMP = re.compile(r"^\..*\.[0-9a-f]{12}\.nsupload$")  # files.py's atomic writes
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]

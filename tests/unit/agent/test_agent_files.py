@@ -105,3 +105,29 @@ async def test_mkdir_and_rename(agent: Agent) -> None:
     assert r.status_code == 200 and r.json()["path"].endswith("/m/x/y/g")
     assert (await c.post("/files/rename", json={"source": "m/f", "destination": "m/z"})).status_code == 404
     assert (await c.delete("/files", params={"path": "/"})).status_code == 400
+
+
+async def test_staged_uploads_commit_together_or_go(agent: Agent) -> None:
+    staged = []
+    for name, body in (("s/a.txt", b"A"), ("s/b.txt", b"B")):
+        r = await agent.client.put("/files", params={"path": name, "stage": "1"}, content=body)
+        assert r.status_code == 200, r.text
+        staged.append({"staged": r.json()["staged"], "path": r.json()["path"]})
+    assert not os.path.exists(os.path.join(agent.workdir, "s", "a.txt"))  # not before the commit
+    assert (await agent.client.post("/files/commit", json={"files": staged})).status_code == 204
+    assert open(os.path.join(agent.workdir, "s", "b.txt"), "rb").read() == b"B"
+    assert sorted(os.listdir(os.path.join(agent.workdir, "s"))) == ["a.txt", "b.txt"]
+
+    r = await agent.client.put("/files", params={"path": "s/a.txt", "stage": "1"}, content=b"new")
+    item = {"staged": r.json()["staged"], "path": r.json()["path"]}
+    assert (await agent.client.post("/files/discard", json={"files": [item]})).status_code == 204
+    assert open(os.path.join(agent.workdir, "s", "a.txt"), "rb").read() == b"A"
+    assert sorted(os.listdir(os.path.join(agent.workdir, "s"))) == ["a.txt", "b.txt"]
+    # only our own temp files, beside their targets, are moved or deleted
+    a = os.path.join(agent.workdir, "s", "a.txt")
+    for bad in ({"staged": a, "path": os.path.join(agent.workdir, "s", "b.txt")},
+                {"staged": "/etc/.passwd.0123456789ab.nsupload", "path": os.path.join(agent.workdir, "x")}):  # fmt: skip
+        for action in ("commit", "discard"):
+            r = await agent.client.post(f"/files/{action}", json={"files": [bad]})
+            assert r.status_code == 400, (action, bad)
+    assert open(a, "rb").read() == b"A"

@@ -10,6 +10,7 @@ Errors are envd's JSON ``{"code": <status>, "message"}``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import zlib
 from collections.abc import AsyncIterator
@@ -106,16 +107,7 @@ async def upload(request: Request) -> Response:
             boundary = options.get(b"boundary")
             if not boundary:
                 raise FilesError(400, "multipart/form-data needs a boundary")
-            parts = _Parts(stream, boundary)
-            while (filename := await parts.next_part()) is not None:
-                if len(written) >= MAX_PARTS:
-                    raise FilesError(400, f"at most {MAX_PARTS} files per upload")
-                target = path if path is not None and parts.count == 1 else filename
-                if not target:
-                    raise FilesError(400, "each part needs a filename (the destination path)")
-                written.append(_info(await live.agent.upload({"path": target}, parts.data(), agent_headers)))
-            if not written:
-                raise FilesError(400, "the upload holds no file")
+            written = await _upload_parts(live.agent, _Parts(stream, boundary), path, agent_headers)
         elif ctype in (b"application/octet-stream", b""):
             if path is None:
                 raise FilesError(400, "the path query parameter is required for an octet-stream upload")
@@ -129,6 +121,38 @@ async def upload(request: Request) -> Response:
         await _drain(stream)
         return error_response(exc)
     return JSONResponse(written)
+
+
+async def _upload_parts(agent: Any, parts: _Parts, path: str | None, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every part of a multipart upload, all or none: each is streamed into a staged temp file
+    beside its target, and only once all arrived are they moved over their targets together; a
+    failure deletes the staged ones (so a broken upload changes nothing)."""
+    staged: list[dict[str, Any]] = []
+    try:
+        while (filename := await parts.next_part()) is not None:
+            if len(staged) >= MAX_PARTS:
+                raise FilesError(400, f"at most {MAX_PARTS} files per upload")
+            target = path if path is not None and parts.count == 1 else filename
+            if not target:
+                raise FilesError(400, "each part needs a filename (the destination path)")
+            reply = await agent.upload({"path": target, "stage": "1"}, parts.data(), headers)
+            _info(reply)
+            if not isinstance(reply.get("staged"), str):
+                raise FilesError(500, "the sandbox agent did not stage the upload")
+            staged.append(reply)
+        if not staged:
+            raise FilesError(400, "the upload holds no file")
+        await agent.request("POST", "/files/commit", json_body={"files": [_pair(r) for r in staged]})
+    except BaseException:
+        if staged:
+            with contextlib.suppress(Exception):
+                await agent.request("POST", "/files/discard", json_body={"files": [_pair(r) for r in staged]})
+        raise
+    return [_info(r) for r in staged]
+
+
+def _pair(reply: dict[str, Any]) -> dict[str, str]:
+    return {"staged": reply["staged"], "path": reply["path"]}
 
 
 def _metadata_headers(request: Request) -> dict[str, str]:
