@@ -182,6 +182,7 @@ def test_upload_and_download_a_file(page: Any, sdk_sandbox: Sandbox, tmp_path: P
     page.set_input_files("#upload", str(upload))
     row = page.locator("#files-table tr[data-name='from-browser.txt']")
     row.wait_for()
+    page.locator("#files .notice.ok", has_text="Uploaded /home/user/from-browser.txt (2.8 KiB)").wait_for()
     assert "2.8 KiB" in row.inner_text()
     assert sdk_sandbox.files.read("/home/user/from-browser.txt", format="bytes") == upload.read_bytes()
 

@@ -43,9 +43,9 @@ export function listView(root) {
       if (event.event === "sandboxes") { rows = event.data; render(); }
     }, (state, error) => {
       status.textContent = state === "live" ? "● live" : state === "error" ? "○ reconnecting" : "○ connecting";
-      status.className = `status ${state}`;
       if (error) notice(message, error.message);
-      else if (state === "live") notice(message, "");
+      else if (state === "live" && status.classList.contains("error")) notice(message, "");  // back after an error
+      status.className = `status ${state}`;
     });
   }
 

@@ -48,17 +48,20 @@ export function filesPanel(id) {
   }
 
   upload.addEventListener("change", async () => {
+    const outcomes = [];
     for (const file of upload.files) {
       try {
         const info = await request("PUT", `${sb(id)}/files?path=${encodeURIComponent(join(dir, file.name))}`,
           { body: file, headers: { "Content-Type": "application/octet-stream" } }).then((r) => r.json());
-        notice(message, `Uploaded ${info.path} (${bytes(info.size)}).`, "ok");
+        outcomes.push([`Uploaded ${info.path} (${bytes(info.size)}).`, "ok"]);
       } catch (error) {
-        notice(message, `Upload of ${file.name} failed: ${error.message}`);
+        outcomes.push([`Upload of ${file.name} failed: ${error.message}`, "error"]);
       }
     }
     upload.value = "";
     await open(dir);
+    const failed = outcomes.find(([, kind]) => kind === "error");
+    if (outcomes.length) notice(message, ...(failed || outcomes[outcomes.length - 1]));
   });
 
   open(dir);
