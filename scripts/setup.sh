@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing nullspace and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[all]' \
     pytest anyio ruff jupyter_client ipykernel matplotlib pandas plotly jupyter_kernel_gateway websocket-client \
-    pexpect==4.9.0 playwright==1.65.3
+    pexpect==4.9.0 playwright==1.65.3 mypy==2.4.1
   touch "$stamp"
 fi
 # The official E2B SDKs, at the versions tests/e2b is tested with (the E2B door, docs/e2b.md)

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python scripts/unasync.py --check
 .venv/bin/ruff check src tests scripts bench examples
+.venv/bin/mypy   # strict on client/ and _protocol/ ([tool.mypy] in pyproject.toml)
 exec .venv/bin/python -m pytest "$@"

@@ -185,9 +185,10 @@ class Upload:
             chunk = bytes(chunk)
         elif not isinstance(chunk, bytes):
             raise InvalidArgumentError(f"upload chunks must be bytes or str, not {type(chunk).__name__}")
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        return chunk
+        data: bytes = chunk
+        self.digest.update(data)
+        self.size += len(data)
+        return data
 
     def headers(self) -> dict[str, str]:
         """Headers that make the sandbox check a body whose size and hash are known up front."""

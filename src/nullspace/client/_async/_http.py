@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -136,7 +136,7 @@ class AsyncAPIClient:
 
     async def stream_events(
         self, path: str, body: dict[str, Any], timeout: httpx.Timeout
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """POST `body` and yield the NDJSON events of the answer as they arrive."""
         decoder = NDJSONDecoder()
         with map_errors(f"POST {path}"):

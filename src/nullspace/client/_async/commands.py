@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Literal, overload
 from urllib.parse import quote
@@ -80,7 +80,7 @@ class AsyncCommandHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, pid={self.pid})"
 
-    async def __aiter__(self) -> AsyncIterator[OutputMessage]:
+    async def __aiter__(self) -> AsyncGenerator[OutputMessage, None]:
         """Yield the command's output from the start, then live, until it ends."""
         self._output = CommandOutput()
         path = self._commands._path("commands", quote(self.id, safe=""), "events")
@@ -147,7 +147,7 @@ class AsyncCommands:
 
     async def _events(
         self, method: str, path: str, body: Any, request_timeout: float | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         response = await self._api.open_stream(method, path, json=body, timeout=request_timeout)
         decoder = NDJSONDecoder()
         try:

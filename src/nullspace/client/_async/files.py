@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal, overload
 
 import httpx
@@ -66,7 +66,7 @@ class AsyncFiles:
         format: Literal["stream"],
         request_timeout: float | None = None,
         max_bytes: int | None = READ_LIMIT,
-    ) -> AsyncIterator[bytes]: ...
+    ) -> AsyncGenerator[bytes, None]: ...
 
     async def read(
         self,
@@ -114,7 +114,7 @@ class AsyncFiles:
             await response.aclose()
         return bytes(data) if format == "bytes" else data.decode("utf-8", "replace")
 
-    async def _chunks_of(self, response: httpx.Response, path: str) -> AsyncIterator[bytes]:
+    async def _chunks_of(self, response: httpx.Response, path: str) -> AsyncGenerator[bytes, None]:
         try:
             with map_errors(f"reading {path}"):
                 async for chunk in response.aiter_bytes():  # noqa: UP028
@@ -124,7 +124,7 @@ class AsyncFiles:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def _content(self, upload: Upload) -> AsyncIterator[bytes]:
+    async def _content(self, upload: Upload) -> AsyncGenerator[bytes, None]:
         async for chunk in aiter_chunks(upload.source):
             yield upload.take(chunk)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from .._commands import CommandInfo
@@ -45,7 +45,7 @@ class AsyncPtyHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, pid={self.pid})"
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         """Yield the terminal's output bytes until the command ends."""
         self._output = TerminalOutput()
         path = self._pty._commands._command(self.id, "events")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
@@ -322,7 +322,7 @@ class AsyncSandbox:
         timeout: float | None = None,
         request_timeout: float | None = None,
         max_output_bytes: int | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Run code and yield its output as it happens.
 
         Yields `OutputMessage` (stdout/stderr), `Result`, `ExecutionError`, and last an

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import httpx
@@ -138,7 +138,7 @@ class APIClient:
 
     def stream_events(
         self, path: str, body: dict[str, Any], timeout: httpx.Timeout
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None]:
         """POST `body` and yield the NDJSON events of the answer as they arrive."""
         decoder = NDJSONDecoder()
         with map_errors(f"POST {path}"):

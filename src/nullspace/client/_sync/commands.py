@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from typing import Any, Literal, overload
 from urllib.parse import quote
@@ -82,7 +82,7 @@ class CommandHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, pid={self.pid})"
 
-    def __iter__(self) -> Iterator[OutputMessage]:
+    def __iter__(self) -> Generator[OutputMessage, None]:
         """Yield the command's output from the start, then live, until it ends."""
         self._output = CommandOutput()
         path = self._commands._path("commands", quote(self.id, safe=""), "events")
@@ -149,7 +149,7 @@ class Commands:
 
     def _events(
         self, method: str, path: str, body: Any, request_timeout: float | None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None]:
         response = self._api.open_stream(method, path, json=body, timeout=request_timeout)
         decoder = NDJSONDecoder()
         try:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, Literal, overload
 
 import httpx
@@ -68,7 +68,7 @@ class Files:
         format: Literal["stream"],
         request_timeout: float | None = None,
         max_bytes: int | None = READ_LIMIT,
-    ) -> Iterator[bytes]: ...
+    ) -> Generator[bytes, None]: ...
 
     def read(
         self,
@@ -118,7 +118,7 @@ class Files:
             response.close()
         return bytes(data) if format == "bytes" else data.decode("utf-8", "replace")
 
-    def _chunks_of(self, response: httpx.Response, path: str) -> Iterator[bytes]:
+    def _chunks_of(self, response: httpx.Response, path: str) -> Generator[bytes, None]:
         try:
             with map_errors(f"reading {path}"):
                 for chunk in response.iter_bytes():  # noqa: UP028
@@ -128,7 +128,7 @@ class Files:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _content(self, upload: Upload) -> Iterator[bytes]:
+    def _content(self, upload: Upload) -> Generator[bytes, None]:
         for chunk in iter_chunks(upload.source):
             yield upload.take(chunk)
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 
 from .._commands import CommandInfo
@@ -47,7 +47,7 @@ class PtyHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, pid={self.pid})"
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Generator[bytes, None]:
         """Yield the terminal's output bytes until the command ends."""
         self._output = TerminalOutput()
         path = self._pty._commands._command(self.id, "events")

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from types import TracebackType
 from typing import Any
@@ -326,7 +326,7 @@ class Sandbox:
         timeout: float | None = None,
         request_timeout: float | None = None,
         max_output_bytes: int | None = None,
-    ) -> Iterator[StreamEvent]:
+    ) -> Generator[StreamEvent, None]:
         """Run code and yield its output as it happens.
 
         Yields `OutputMessage` (stdout/stderr), `Result`, `ExecutionError`, and last an
