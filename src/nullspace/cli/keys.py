@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..server.settings import default_data_dir
+from .._paths import default_data_dir, state_db
 from ..server.store import (
     StoreError,
     create_api_key,
@@ -36,7 +36,7 @@ Limit = Annotated[str | None, typer.Option(help="a number, or 'none' for no limi
 
 
 def _db(data_dir: Path | None) -> Path:
-    return (data_dir or default_data_dir()) / "state.db"
+    return state_db(data_dir or default_data_dir())
 
 
 def _fail(message: str) -> None:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from .._paths import DEFAULT_PORT
+
 
 class LogFormat(StrEnum):
     text = "text"
@@ -19,7 +21,7 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="State, templates and sandboxes [env NULLSPACE_HOME]")] = None,
     socket: Annotated[Path | None, typer.Option(help="Unix socket path [default: DATA_DIR/nullspace.sock]")] = None,
     host: Annotated[str | None, typer.Option(help="Also listen on TCP at this address (API keys required)")] = None,
-    port: Annotated[int, typer.Option(help="TCP port")] = 49982,
+    port: Annotated[int, typer.Option(help="TCP port")] = DEFAULT_PORT,
     pool: Annotated[
         list[str] | None,
         typer.Option(help="Warm pool per template: TEMPLATE=N (fixed) or TEMPLATE=MIN:MAX (follows demand); "

@@ -17,10 +17,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .._paths import DEFAULT_DATA_DIR, SOCKET_NAME
 from .._version import __version__
 
-DEFAULT_DATA_DIR = "/var/lib/nullspace"
-SOCKET_NAME = "nullspace.sock"
 LOCAL_BASE_URL = "http://nullspace"
 
 DEFAULT_REQUEST_TIMEOUT = 60.0
@@ -91,7 +90,7 @@ class ConnectionConfig:
         url = api_url or env.get("NULLSPACE_API_URL") or None
         if url:
             return cls(base_url=url.rstrip("/"), api_key=key, request_timeout=timeout)
-        data_dir = env.get("NULLSPACE_HOME") or DEFAULT_DATA_DIR
+        data_dir = env.get("NULLSPACE_HOME") or str(DEFAULT_DATA_DIR)
         socket_path = env.get("NULLSPACE_SOCKET") or os.path.join(data_dir, SOCKET_NAME)
         return cls(
             base_url=LOCAL_BASE_URL,

@@ -1,4 +1,6 @@
-"""Server settings: one dataclass, read from the environment by the entry point only."""
+"""Server settings: one frozen dataclass. Defaults live here (paths and port in `nullspace._paths`);
+the environment (`NULLSPACE_HOME`, `NULLSPACE_LOG_*`) and flags are read by `nullspace serve`,
+which builds it."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._paths import DEFAULT_DATA_DIR, DEFAULT_PORT, SOCKET_NAME, default_data_dir, state_db
 from ..egress.settings import EgressSettings
-from ..templates import default_data_dir
 from .pool_policy import PoolBounds
 
 MiB = 1 << 20
@@ -33,7 +35,7 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     socket_path: Path | None = None          # default: <data_dir>/nullspace.sock
     host: str | None = None                  # TCP listener (API keys required) when set
-    port: int = 49982
+    port: int = DEFAULT_PORT
     defaults: SandboxDefaults = SandboxDefaults()
     max_memory_mb: int = 16384
     max_disk_mb: int = 65536
@@ -52,7 +54,7 @@ class Settings:
     @property
     def instance(self) -> str:
         """Servers with different data dirs never touch each other's cgroups or uids."""
-        if self.data_dir.resolve() == Path("/var/lib/nullspace"):
+        if self.data_dir.resolve() == DEFAULT_DATA_DIR:
             return ""
         return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8]
 
@@ -67,8 +69,8 @@ class Settings:
 
     @property
     def unix_socket(self) -> Path:
-        return self.socket_path or self.data_dir / "nullspace.sock"
+        return self.socket_path or self.data_dir / SOCKET_NAME
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "state.db"
+        return state_db(self.data_dir)

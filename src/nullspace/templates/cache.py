@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 from nullspace._exceptions import ConflictError, TemplateBuildError, TemplateNotFoundError
+from nullspace._paths import default_data_dir
 from nullspace.templates import _layers, _store, builder
 from nullspace.templates._models import ProgressCallback, TemplateImage
 from nullspace.templates.spec import NAME_RE, TemplateSpec, load_spec
@@ -24,12 +24,6 @@ __all__ = [
     "share_builds",
 ]
 
-DEFAULT_DATA_DIR = "/var/lib/nullspace"
-
-
-def default_data_dir() -> Path:
-    """`$NULLSPACE_HOME`, or `/var/lib/nullspace`."""
-    return Path(os.environ.get("NULLSPACE_HOME") or DEFAULT_DATA_DIR)
 
 
 def builtin_names() -> list[str]:
