@@ -26,16 +26,17 @@ DEFAULT_HOME = Path("/var/lib/nullspace")
 
 
 @contextmanager
-def nullspace_server(pool: int | str, tcp_port: int | None = None) -> Iterator[Path]:
-    """Start `nullspace serve` with a warm pool of `pool` (N or "MIN:MAX"); yields its data dir
-    (env points the SDK at it). With `tcp_port`, it also listens on 127.0.0.1:`tcp_port` (API
-    keys: `nullspace keys create`)."""
+def nullspace_server(pool: int | str, tcp_port: int | None = None, extra: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Start `nullspace serve` with a warm pool of `pool` (N or "MIN:MAX") and `extra` options;
+    yields its data dir (env points the SDK at it). With `tcp_port`, it also listens on
+    127.0.0.1:`tcp_port` (API keys: `nullspace keys create`)."""
     data_dir = Path(tempfile.mkdtemp(prefix="nsbench-", dir="/var/tmp"))
     os.chmod(data_dir, 0o711)
     share_builds(DEFAULT_HOME, data_dir)
     tcp = ["--host", "127.0.0.1", "--port", str(tcp_port)] if tcp_port else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir), "--pool", f"code-interpreter={pool}", *tcp],
+        [sys.executable, "-m", "nullspace", "serve", "--data-dir", str(data_dir), "--pool", f"code-interpreter={pool}", *tcp,
+         *extra],
         stdout=open(data_dir / "server.log", "wb"), stderr=subprocess.STDOUT,
     )
     saved = {k: os.environ.get(k) for k in ("NULLSPACE_SOCKET", "NULLSPACE_HOME")}

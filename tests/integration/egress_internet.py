@@ -40,6 +40,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()  # headers and body go out in two writes: no Nagle wait between them
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _record(self, body: bytes) -> dict[str, object]:
         entry = {
             "port": self.server.server_address[1], "method": self.command, "path": self.path,

@@ -28,7 +28,7 @@ _forwarder: asyncio.Server | None = None
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        while data := await reader.read(1 << 16):
+        while data := await reader.read(1 << 18):
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

@@ -8,7 +8,7 @@ except ImportError as exc:  # pragma: no cover - the SDK alone does not need the
     raise SystemExit("the nullspace CLI needs its extras: pip install 'nullspace[cli,server]'") from exc
 
 from ..mcp.cli import mcp
-from . import doctor, keys, sandbox, serve, template
+from . import doctor, keys, network, sandbox, serve, template
 
 app = typer.Typer(
     help="nullspace: self-hosted sandboxes for untrusted code. Start with `nullspace doctor`.",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("doctor")(doctor.doctor)
+sandbox.app.command("network")(network.network)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(template.app, name="template")
 app.add_typer(keys.app, name="keys")

@@ -36,11 +36,15 @@ def create(
     timeout: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 300,
     metadata: Annotated[list[str] | None, typer.Option(help="KEY=VALUE label (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE environment variable (repeatable).")] = None,
+    allow: Annotated[list[str] | None, typer.Option(help="Network allow-list entry NAME[:PORTS] (repeatable).")] = None,
+    network: Annotated[str | None, typer.Option(help="Network policy none (default) or open.")] = None,
 ) -> None:
     """Create a sandbox and print its id."""
+    from .network import policy_of
+
     with errors():
         sandbox = Sandbox.create(template=template, timeout=timeout, metadata=_pairs(metadata, "--metadata") or None,
-                                 envs=_pairs(env, "--env") or None)
+                                 envs=_pairs(env, "--env") or None, network=policy_of(allow, network))
     sandbox.close()
     print(sandbox.sandbox_id)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 << 10
-READ = 64 << 10
+READ = 256 << 10
 HOP_BY_HOP = {b"proxy-connection", b"proxy-authorization", b"proxy-authenticate", b"upgrade", b"keep-alive", b"te"}
 
 
@@ -56,7 +56,8 @@ class Pipe:
 
     async def read(self) -> bytes:
         try:
-            data = await asyncio.wait_for(self.reader.read(READ), self.idle)
+            async with asyncio.timeout(self.idle):
+                data = await self.reader.read(READ)
         except TimeoutError:
             return b""
         if self.sb is not None and data:
@@ -238,6 +239,12 @@ class ProxyConnection:
         if self.tunnel:
             host, port = self.tunnel
             target = request.target
+            if not target.startswith(b"/"):  # absolute-form inside a tunnel: it must name the tunnel
+                url = urlsplit(target.decode("latin-1"))
+                if host_port(url.netloc.rpartition("@")[2] or "-", 443) != (host, port):
+                    shown = target.decode("latin-1")[:100]
+                    raise Refused(host, port, f"the request for {shown} is not for the tunnel's host {host}:{port}")
+                target = (url.path or "/").encode("latin-1") + (b"?" + url.query.encode("latin-1") if url.query else b"")
         else:
             url = urlsplit(request.target.decode("latin-1"))
             if url.scheme != "http" or not url.netloc:
@@ -266,6 +273,8 @@ class ProxyConnection:
         if leaked:
             raise Refused(host, port, self._leak_reason(leaked[0], host, tls))
         headers = [(n, swap(v, swaps)) for n, v in request.headers if n not in HOP_BY_HOP]
+        if not any(n == b"host" for n, _ in headers):
+            headers.insert(0, (b"host", host.encode() if port in (80, 443) else f"{host}:{port}".encode()))
         if swaps:  # answers are scanned for the real values: no compression
             headers = [(n, v) for n, v in headers if n != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         if self.upstream is None or not self.upstream.reusable(host, port):

@@ -1,8 +1,9 @@
 """Name resolution on the trusted side: the sandbox never resolves names for the proxy.
 
 The system resolver by default; a given DNS server (``egress.dns`` in the server's settings:
-``IP`` or ``IP:PORT``) through dnspython otherwise. Nothing is cached here, so every connection
-checks the addresses it is about to use.
+``IP`` or ``IP:PORT``) through dnspython otherwise, with its TTL-bounded cache. Caching cannot
+weaken the address checks: the proxy checks the addresses of every connection it makes, wherever
+they came from.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ class Resolver:
         self._dns = None
         if server:
             import dns.asyncresolver
+            import dns.resolver
 
             host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
             resolver = dns.asyncresolver.Resolver(configure=False)
             resolver.nameservers = [host or server]
             resolver.port = int(port or 53)
             resolver.lifetime = LIFETIME
-            resolver.cache = None
+            resolver.cache = dns.resolver.Cache()
             self._dns = resolver
 
     async def resolve(self, host: str) -> list[IPAddress]:

@@ -107,6 +107,8 @@ class StreamSwapper:
         self.tail = b""
 
     def feed(self, chunk: bytes) -> tuple[bytes, list[Secret]]:
+        if not self.pairs and not self.watch:
+            return chunk, []
         data = self.tail + chunk
         seen = [s for s in self.watch if s.placeholder in data]
         data = swap(data, self.pairs)

@@ -54,7 +54,7 @@ def test_ceiling() -> None:
         with pytest.raises(RuleError, match="outside what this server permits"):
             check_ceiling(NetworkPolicy.parse(None, outside), ceiling, False)
     check_ceiling(NetworkPolicy.parse(None, ["anything.com"]), None, False)  # no ceiling: any name
-    with pytest.raises(RuleError, match="does not permit open"):
+    with pytest.raises(RuleError, match="permits no open internet"):
         check_ceiling(NetworkPolicy.parse("open", None), None, False)
     check_ceiling(NetworkPolicy.parse("open", None), None, True)
 
@@ -89,3 +89,4 @@ def test_public_and_operator_allowed_addresses() -> None:
     # the operator's exception never covers loopback or metadata
     assert forbidden_reason(ipaddress.ip_address("127.0.0.1"), parse_networks(["127.0.0.0/8"])) is not None
     assert forbidden_reason(ipaddress.ip_address("169.254.169.254"), parse_networks(["169.254.0.0/16"])) is not None
+
