@@ -244,7 +244,7 @@ def test_cli_creates_shows_and_changes_a_policy(server: ServerHandle) -> None:
 
 
 def test_bad_policies_are_refused_before_anything_starts(server: ServerHandle) -> None:
-    with pytest.raises(InvalidArgumentError, match="permits no open internet"):
+    with pytest.raises(InvalidArgumentError, match="does not permit open internet"):
         Sandbox.create(network="open")
     with pytest.raises(InvalidArgumentError, match="IP addresses are not allowed"):
         Sandbox.create(network=["10.0.0.1"])

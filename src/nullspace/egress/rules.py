@@ -140,10 +140,7 @@ class NetworkPolicy:
 def check_ceiling(policy: NetworkPolicy, ceiling: Iterable[Rule] | None, open_permitted: bool) -> None:
     """Raise RuleError if `policy` asks for more than the operator permits."""
     if policy.mode == "open" and not open_permitted:
-        raise RuleError(
-            "this server permits no open internet access (network mode 'open'): sandboxes get no network access "
-            "beyond an allow-list of names"
-        )
+        raise RuleError("this server does not permit open internet access (network mode 'open'); use an allow-list")
     if policy.mode != "allow" or ceiling is None:
         return
     ceiling = list(ceiling)
