@@ -56,6 +56,17 @@ if [ ! -f "$e2b_stamp" ]; then
   rm -f .venv/.e2b-sdk-*
   touch "$e2b_stamp"
 fi
+# schemathesis drives the property run over the OpenAPI document (tests/integration/test_contract.py);
+# pinned (with its hypothesis) so a new release cannot change what the run generates or checks
+st_pins="schemathesis==4.32.5 hypothesis==6.170.27"
+st_stamp=".venv/.schemathesis-$(echo "$st_pins" | tr ' =' '_-')"
+if [ ! -f "$st_stamp" ]; then
+  echo "==> installing schemathesis for the contract test ($st_pins)"
+  # shellcheck disable=SC2086
+  .venv/bin/pip install -q --disable-pip-version-check $st_pins
+  rm -f .venv/.schemathesis-*
+  touch "$st_stamp"
+fi
 # ...and the JavaScript one (tests/e2b/node: exact versions in its package-lock.json)
 if [ ! -d tests/e2b/node/node_modules/@e2b/code-interpreter ] || [ tests/e2b/node/package-lock.json -nt tests/e2b/node/node_modules ]; then
   echo "==> installing @e2b/code-interpreter for the tests (tests/e2b/node)"

@@ -21,6 +21,7 @@ from . import errors, recent_errors
 from .lifecycle import SandboxManager
 from .logs import SandboxLogs, SandboxRequests
 from .metrics import Metrics, RequestMetrics
+from .models import ErrorBody
 from .routes import code, commands, files, ops, packages, pools, sandboxes, templates, watch
 from .settings import Settings
 from .store import Store
@@ -73,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Self-hosted sandboxes for untrusted code. Errors are JSON `{code, message}`.",
         lifespan=lifespan,
+        # any error status not listed on an operation (429 quota, 507 disk full, ...) has this body
+        responses={"default": {"model": ErrorBody, "description": "an error: `{code, message}` (docs/api.md)"}},
     )
     app.state.metrics = metrics
     app.state.sandbox_logs = sandbox_logs
@@ -96,4 +99,5 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    errors.document_errors(app)
     return app

@@ -11,6 +11,7 @@ import uvicorn
 from ..console.access import ConsoleAccess, is_loopback
 from .app import create_app
 from .e2b import E2BDoor
+from .http_protocol import PROTOCOL
 from .middleware import ApiKeyAuth, BodyLimit, LocalAdmin
 from .settings import Settings
 from .tenants import Principal
@@ -44,7 +45,7 @@ async def serve(settings: Settings) -> None:
     listener = _unix_listener(settings.unix_socket)
     pid_file = settings.data_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
-    servers = [(uvicorn.Server(uvicorn.Config(local_app, lifespan="on", log_config=None, timeout_keep_alive=60)), [listener])]
+    servers = [(uvicorn.Server(uvicorn.Config(local_app, http=PROTOCOL, lifespan="on", log_config=None, timeout_keep_alive=60)), [listener])]
     if settings.host:
         async def resolve(key: str) -> Principal | None:
             return await app.state.store.principal_for_key(key)
@@ -52,7 +53,7 @@ async def serve(settings: Settings) -> None:
         tcp_app = E2BDoor(BodyLimit(ConsoleAccess(ApiKeyAuth(app, resolve), app, settings.console_no_login),
                                     settings.max_body_bytes), app,
                           max_body_bytes=settings.max_body_bytes, authenticate=resolve)
-        config = uvicorn.Config(tcp_app, host=settings.host, port=settings.port, lifespan="off",
+        config = uvicorn.Config(tcp_app, http=PROTOCOL, host=settings.host, port=settings.port, lifespan="off",
                                 log_config=None, timeout_keep_alive=60)
         servers.append((uvicorn.Server(config), None))
     main = asyncio.create_task(servers[0][0].serve(sockets=servers[0][1]))

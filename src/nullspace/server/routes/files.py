@@ -182,7 +182,8 @@ async def rename_file(sandbox_id: str, body: Rename, manager: Manager, caller: C
     return EntryInfo.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/rename", body.model_dump(), caller))
 
 
-@router.post("/mkdir", response_model=MakeDirResult)
+@router.post("/mkdir", response_model=MakeDirResult,
+             responses={201: {"model": MakeDirResult, "description": "created (200: it existed)"}})
 async def make_dir(sandbox_id: str, body: MakeDir, manager: Manager, caller: Caller) -> Any:
     """Create a directory and its parents; `created` is false if it already existed."""
     result = MakeDirResult.model_validate(await manager.agent_request(sandbox_id, "POST", "/files/mkdir", body.model_dump(), caller))
