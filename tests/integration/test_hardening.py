@@ -3,8 +3,12 @@ against a real server. Each one failed (or hung) before its fix."""
 
 from __future__ import annotations
 
+import collections
+import random
+import threading
 import time
 
+import httpx
 import pytest
 
 from nullspace import (
@@ -13,7 +17,10 @@ from nullspace import (
     Sandbox,
     SandboxNotFoundError,
     SandboxUnresponsiveError,
+    TransportError,
 )
+
+from .conftest import ServerHandle
 
 HANG_BOUND = 10.0  # seconds; a stopped agent used to hang calls for 20-35 s
 
@@ -72,3 +79,84 @@ def test_read_refuses_a_sparse_terabyte_before_reading_it(sandbox: Sandbox) -> N
     first = next(iter(stream))
     assert first and set(first) == {0}
     stream.close()
+
+
+# -- finding 5: races in the files API ----------------------------------------------------------
+
+# Swaps (renameat2 RENAME_EXCHANGE, atomic) a real directory and a symlink to /proc/self, and a
+# symlink and a regular file, as fast as it can: every check-then-use gap in the agent shows.
+FLIPPER = r"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir("/home/user/race")
+os.makedirs("a", exist_ok=True)
+open("a/environ", "w").write("plain file")
+os.symlink("/proc/self", "a.alt")
+os.symlink("a", "b")
+open("b.alt", "w").write("y" * 100000)
+end = time.time() + {seconds}
+while time.time() < end:
+    for _ in range(1000):
+        libc.renameat2(-100, b"a", -100, b"a.alt", 2)
+        libc.renameat2(-100, b"b", -100, b"b.alt", 2)
+"""
+
+
+def test_files_api_under_symlink_flips_never_fails_with_5xx(server: ServerHandle, sandbox: Sandbox) -> None:
+    sandbox.files.make_dir("race")
+    sandbox.commands.run(["/usr/bin/python3", "-c", FLIPPER.format(seconds=30)], background=True)
+    base = f"/v1/sandboxes/{sandbox.sandbox_id}/files"
+    outcomes: collections.Counter[object] = collections.Counter()
+    environ_leaks: list[str] = []
+    stop = time.monotonic() + 6.0
+
+    def hammer(seed: int) -> None:
+        rnd = random.Random(seed)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)), base_url="http://n", timeout=30) as c:
+            while time.monotonic() < stop:
+                path = rnd.choice(["race/a/environ", "race/a/environ", "race/b", "race/b/environ", "race/a/status"])
+                op = rnd.choice(["read", "read", "read", "write", "info", "list", "mkdir", "remove", "rename"])
+                try:
+                    if op == "read":
+                        r = c.get(base, params={"path": path})
+                        if r.status_code == 200 and b"NULLSPACE" in r.content:
+                            environ_leaks.append(path)
+                    elif op == "write":
+                        r = c.put(base, params={"path": path}, content=b"z" * rnd.randint(0, 50000))
+                    elif op == "info":
+                        r = c.get(base + "/info", params={"path": path})
+                    elif op == "list":
+                        r = c.get(base + "/list", params={"path": path, "depth": "2"})
+                    elif op == "mkdir":
+                        r = c.post(base + "/mkdir", json={"path": path + "/m"})
+                    elif op == "remove":
+                        r = c.request("DELETE", base, params={"path": path + "/m"})
+                    else:
+                        r = c.post(base + "/rename", json={"source": path, "destination": path + ".r"})
+                    outcomes[r.status_code] += 1
+                except httpx.RemoteProtocolError:
+                    outcomes["cut short"] += 1  # a file that shrank mid-read: the body ends early
+                except httpx.HTTPError as exc:
+                    outcomes[type(exc).__name__] += 1
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(outcomes.values()) > 100, outcomes
+    assert not [k for k in outcomes if isinstance(k, str) and k != "cut short"], outcomes
+    assert not [k for k in outcomes if isinstance(k, int) and k >= 500], outcomes
+    assert environ_leaks == []  # /proc never served, however the symlinks flip
+
+
+def test_a_file_that_shrinks_mid_read_ends_with_a_clean_error(sandbox: Sandbox) -> None:
+    sandbox.commands.run("head -c 100000000 /dev/zero > /tmp/shrinks")
+    chunks = sandbox.files.read("/tmp/shrinks", format="stream")
+    got = len(next(iter(chunks)))
+    sandbox.commands.run(": > /tmp/shrinks")
+    with pytest.raises(TransportError, match="shrank while it was read"):
+        for chunk in chunks:
+            got += len(chunk)
+    assert got < 100_000_000
+    assert sandbox.files.read("/tmp/shrinks") == ""

@@ -2,9 +2,11 @@
 
 The agent runs inside the sandbox as the sandbox user, so every path is resolved in the
 sandbox's own mount namespace: a host path means nothing here. On top of that, paths are
-resolved component by component (`resolve`): a ``..`` that climbs above ``/``, in the path or
-in a symlink on the way, is refused, and so is anything under /proc or /sys. Only regular files
-are read or replaced (never a FIFO, device or socket).
+resolved component by component (`paths.resolve`): a ``..`` that climbs above ``/``, in the path
+or in a symlink on the way, is refused, and so is anything under /proc or /sys; reads and writes
+then open what was resolved without following a symlink that appeared meanwhile
+(`paths.open_resolved`: ``409 conflict``). Only regular files are read or replaced (never a
+FIFO, device or socket).
 
 A write streams the body into a temporary file next to the target, hashing as it goes, then
 fsyncs and renames it over the target: readers see the old file or the new one, never half of
@@ -15,7 +17,6 @@ dropped, and the answer is ``507 disk_full``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import functools
 import grp
@@ -36,92 +37,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .contexts import AgentError
+from .paths import lexical as lexical
+from .paths import open_dir, open_resolved, resolve
 from .web import json_body
 
-MAX_PATH = 4096
-MAX_LINKS = 40
 MAX_ENTRIES = 10_000
 MAX_DEPTH = 64
 READ_CHUNK = 1 << 20
-REFUSED_ROOTS = ("/proc", "/sys")
 XATTR_PREFIX = "user.e2b."
 UPLOAD_TEMP = re.compile(r"^\.[^/]*\.[0-9a-f]{12}\.nsupload$", re.DOTALL)  # what _write names its temp files
 MAX_METADATA = 64
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EFBIG}
-
-
-# -- paths -----------------------------------------------------------------------------------------
-
-
-def lexical(path: Any, workdir: str) -> str:
-    """An absolute, normalized path; relative paths start at `workdir`. Refuses ``..`` above /."""
-    if not isinstance(path, str) or not path:
-        raise AgentError(400, "invalid_argument", "path must be a non-empty string")
-    if "\0" in path or len(path) > MAX_PATH:
-        raise AgentError(400, "invalid_argument", "path has a NUL byte or is too long")
-    parts: list[str] = [] if path.startswith("/") else [p for p in workdir.split("/") if p]
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise AgentError(
-                    400, "invalid_argument", f"path {path!r} leaves the sandbox: '..' goes above /"
-                )
-            parts.pop()
-        else:
-            parts.append(comp)
-    return "/" + "/".join(parts)
-
-
-def resolve(path: Any, workdir: str, *, follow_last: bool = True) -> str:
-    """Resolve symlinks like the kernel would, but refuse any that leads above / or into /proc
-    or /sys. Missing components are kept as they are (a write may create them)."""
-    start = lexical(path, workdir)
-    todo = collections.deque(p for p in start.split("/") if p)
-    done: list[str] = []
-    links = 0
-    last_link = ""
-    while todo:
-        comp = todo.popleft()
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not done:
-                raise AgentError(
-                    400,
-                    "invalid_argument",
-                    f"path {path!r} leaves the sandbox: the symlink {last_link} points above /",
-                )
-            done.pop()
-            continue
-        candidate = "/" + "/".join([*done, comp])
-        if not todo and not follow_last:
-            done.append(comp)
-            break
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            done.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                raise AgentError(400, "invalid_argument", f"too many levels of symlinks in {path!r}")
-            target = os.readlink(candidate)
-            last_link = f"{candidate} -> {target}"
-            if target.startswith("/"):
-                done = []
-            todo.extendleft(reversed(target.split("/")))
-            continue
-        done.append(comp)
-    real = "/" + "/".join(done)
-    for root in REFUSED_ROOTS:
-        if real == root or real.startswith(root + "/"):
-            raise AgentError(
-                400, "invalid_argument", f"path {path!r} resolves to {real}: kernel interfaces are not files"
-            )
-    return real
 
 
 def _os_error(exc: OSError, path: str, verb: str) -> AgentError:
@@ -292,7 +218,7 @@ def open_regular(path: str) -> tuple[int, int]:
             raise AgentError(
                 400, "invalid_argument", f"{path} is not a regular file (FIFO, device or socket)"
             )
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+        fd = open_resolved(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise _os_error(exc, path, "read") from exc
     st = os.fstat(fd)
@@ -303,7 +229,9 @@ def open_regular(path: str) -> tuple[int, int]:
 
 
 class FileStream(Response):
-    """Exactly `size` bytes of `fd` (the size it had when opened), then closes it."""
+    """Exactly `size` bytes of `fd` (the size it had when opened), then closes it. A file that
+    shrinks meanwhile cannot send what it announced: the response is cut short (the server and
+    the SDK report "the file shrank while it was read"), never padded."""
 
     def __init__(self, fd: int, size: int) -> None:
         self.status_code = 200
@@ -324,7 +252,7 @@ class FileStream(Response):
                     os.pread, self.fd, min(READ_CHUNK, self.size - offset), offset
                 )
                 if not chunk:
-                    raise RuntimeError("the file shrank while it was being read")
+                    return  # the file shrank: end without completing the response
                 offset += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": offset < self.size})
             if self.size == 0:
@@ -404,10 +332,32 @@ async def _write(
                 f"refusing to write to {path}: not a regular file (FIFO, device or socket)",
             )
         mode = stat.S_IMODE(st.st_mode)
-    tmp = os.path.join(parent, f".{name[:64]}.{secrets.token_hex(6)}.nsupload")
+    tmp = f".{name[:64]}.{secrets.token_hex(6)}.nsupload"
     try:
         os.makedirs(parent, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        dir_fd = open_dir(parent)  # the file is made and renamed in this directory, whatever flips
+    except OSError as exc:
+        raise _os_error(exc, path, "write") from exc
+    try:
+        return await _write_in(request, dir_fd, tmp, path, mode, expected_size, expected_sha, metadata, stage)
+    finally:
+        os.close(dir_fd)
+
+
+async def _write_in(
+    request: Request,
+    dir_fd: int,
+    tmp: str,
+    path: str,
+    mode: int,
+    expected_size: int | None,
+    expected_sha: str | None,
+    metadata: dict[str, str] | None,
+    stage: bool,
+) -> dict[str, Any]:
+    name = os.path.basename(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     except OSError as exc:
         raise _os_error(exc, path, "write") from exc
     digest = hashlib.sha256()
@@ -442,10 +392,10 @@ async def _write(
                 f"{path} was not written: received sha256 {sha}, expected {expected_sha}",
             )
         if not stage:
-            os.rename(tmp, path)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException as exc:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         if isinstance(exc, OSError):
@@ -455,7 +405,7 @@ async def _write(
     if metadata:
         info["metadata"] = metadata
     if stage:
-        info["staged"] = tmp
+        info["staged"] = os.path.join(os.path.dirname(path), tmp)
     return info
 
 

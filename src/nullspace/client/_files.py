@@ -7,6 +7,7 @@ accepted kinds of data (bytes, str, a file object, an iterator) into byte chunks
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 from collections.abc import AsyncIterator, Iterator
@@ -16,10 +17,30 @@ from typing import Any
 
 import httpx
 
-from .._exceptions import IntegrityError, InvalidArgumentError, PayloadTooLargeError, ServerError
+from .._exceptions import (
+    IntegrityError,
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    ServerError,
+    TransportError,
+)
 
 CHUNK = 1 << 20
 READ_LIMIT = 256 << 20  # files.read(format="text"/"bytes") holds the file in memory
+
+
+@contextlib.contextmanager
+def note_cut_short(path: str) -> Iterator[None]:
+    """A download whose body ended before its announced size: say what that means."""
+    try:
+        yield
+    except TransportError as exc:
+        if isinstance(exc.__cause__, httpx.RemoteProtocolError):
+            raise TransportError(
+                f"reading {path}: the body ended before the size announced: the file shrank while it "
+                f"was read (or the sandbox went away); read it again ({exc})"
+            ) from exc
+        raise
 
 
 def read_size(response: httpx.Response, path: str, max_bytes: int | None) -> int:

@@ -17,6 +17,7 @@ from .._files import (
     WriteData,
     WriteInfo,
     aiter_chunks,
+    note_cut_short,
     read_size,
     write_entries,
 )
@@ -105,7 +106,7 @@ class AsyncFiles:
         try:
             size = read_size(response, path, max_bytes)
             data = bytearray()
-            with map_errors(f"reading {path}"):
+            with note_cut_short(path), map_errors(f"reading {path}"):
                 async for chunk in response.aiter_bytes():  # noqa: UP028
                     data += chunk
                     if len(data) > size:
@@ -116,7 +117,7 @@ class AsyncFiles:
 
     async def _chunks_of(self, response: httpx.Response, path: str) -> AsyncGenerator[bytes, None]:
         try:
-            with map_errors(f"reading {path}"):
+            with note_cut_short(path), map_errors(f"reading {path}"):
                 async for chunk in response.aiter_bytes():  # noqa: UP028
                     yield chunk
         finally:

@@ -19,6 +19,7 @@ from .._files import (
     WriteData,
     WriteInfo,
     iter_chunks,
+    note_cut_short,
     read_size,
     write_entries,
 )
@@ -107,7 +108,7 @@ class Files:
         try:
             size = read_size(response, path, max_bytes)
             data = bytearray()
-            with map_errors(f"reading {path}"):
+            with note_cut_short(path), map_errors(f"reading {path}"):
                 for chunk in response.iter_bytes():  # noqa: UP028
                     data += chunk
                     if len(data) > size:
@@ -120,7 +121,7 @@ class Files:
 
     def _chunks_of(self, response: httpx.Response, path: str) -> Generator[bytes, None]:
         try:
-            with map_errors(f"reading {path}"):
+            with note_cut_short(path), map_errors(f"reading {path}"):
                 for chunk in response.iter_bytes():  # noqa: UP028
                     yield chunk
         finally:

@@ -9,6 +9,7 @@ announced up front.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from ..agent_client import AgentError
 from ..deps import Caller, Manager
 from ..models import ErrorBody, Strict
 
+log = logging.getLogger(__name__)
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 500, 507)}
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}/files", tags=["files"], responses=ERRORS)
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="a path in the sandbox; relative to /home/user")]
@@ -115,6 +117,9 @@ async def read_file(sandbox_id: str, path: Path, manager: Manager, caller: Calle
         try:
             async for chunk in chunks:
                 yield chunk
+        except AgentError as exc:  # e.g. the file shrank while it was read: the body ends short,
+            log.warning("sandbox %s: download of %r cut short: %s", sandbox_id, path[:200], exc)
+            return  # uvicorn closes the connection: the client sees an incomplete response
         finally:
             await stack.aclose()
 
