@@ -1,6 +1,6 @@
 """What the E2B front door costs (not bench/e2b.py: that name would shadow the e2b package): the official E2B SDK next to ours, on one server, in one run.
 
-    sudo .venv/bin/python bench/e2b_door.py                       # 20 creates and 300 warm runs per way (~1 min)
+    sudo .venv/bin/python bench/e2b_door.py                       # 8 creates and 200 warm runs per way (~2 min)
     sudo .venv/bin/python bench/e2b_door.py --creates 40 --runs 1000
 
 Both SDKs talk HTTP to the same `nullspace serve` on 127.0.0.1 (ours with NULLSPACE_API_URL and a
@@ -8,11 +8,13 @@ key, E2B's with E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY), alternating run by
 both see the same machine:
 
 * **create → first result**: `Sandbox.create()` + `run_code("1+1")`, each create claiming a sandbox
-  of a warm pool (the pool is let refill before each one), then the kill (not timed);
+  of a warm pool (one is let be ready before each create), then the kill (not timed);
+* **raw create**: `POST /v2/sandboxes` vs `POST /v1/sandboxes` over plain httpx, to the 201;
 * **warm run_code("1+1")** in a sandbox made beforehand;
 * **raw /execute**: the same run over plain httpx through each door (`POST /execute` with the
-  E2B headers vs `POST /v1/sandboxes/{id}/execute`), on the same sandbox: the translation alone,
-  without either SDK's own work.
+  E2B headers vs `POST /v1/sandboxes/{id}/execute`), on the same sandbox.
+
+The raw rows are the translation alone, without either SDK's own work.
 
 Ratios are E2B ÷ nullspace (p50).
 """
@@ -30,7 +32,7 @@ import httpx
 from _servers import free_port, nullspace_server, wait_pool
 from _stats import p50_p99_ms
 
-POOL = 2
+POOL = 3
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -41,8 +43,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--creates", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--creates", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -57,18 +59,30 @@ def main() -> None:
         import nullspace
 
         doors = {"e2b": e2b_code_interpreter.Sandbox, "nullspace": nullspace.Sandbox}
-        results: dict[str, dict[str, list[float]]] = {name: {"create": [], "warm": [], "raw": []} for name in doors}
+        results: dict[str, dict[str, list[float]]] = {name: {"create": [], "raw_create": [], "warm": [], "raw": []} for name in doors}
+        raw_create = {
+            "e2b": ("/v2/sandboxes", {"templateID": "code-interpreter-v1", "metadata": {}, "envVars": {}}, "sandboxID"),
+            "nullspace": ("/v1/sandboxes", {}, "sandbox_id"),
+        }
 
         for i in range(args.creates + 1):  # the first round warms both paths up and is dropped
             for name in sorted(doors, reverse=i % 2 == 1):
-                wait_pool(data_dir, POOL, timeout=120)
+                wait_pool(data_dir, 1, timeout=120)  # a warm sandbox to claim
                 t0 = time.perf_counter()
                 sbx = doors[name].create(timeout=120)
                 sbx.run_code("1+1")
                 elapsed = time.perf_counter() - t0
                 sbx.kill()
+                wait_pool(data_dir, 1, timeout=120)
+                path, body, id_key = raw_create[name]
+                with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
+                    t0 = time.perf_counter()
+                    made = client.post(path, json=body).json()[id_key]
+                    raw_elapsed = time.perf_counter() - t0
+                    client.delete(f"/v1/sandboxes/{made}")
                 if i:
                     results[name]["create"].append(elapsed)
+                    results[name]["raw_create"].append(raw_elapsed)
 
         sandboxes = {name: cls.create(timeout=600) for name, cls in doors.items()}
         for _ in range(20):
@@ -97,7 +111,7 @@ def main() -> None:
         for sbx in sandboxes.values():
             sbx.kill()
 
-    labels = {"create": "create → first result (warm pool)", "warm": 'warm run_code("1+1")', "raw": "raw /execute (httpx, no SDK)"}
+    labels = {"create": "create → first result (warm pool)", "raw_create": "raw create → 201 (httpx, no SDK)", "warm": 'warm run_code("1+1")', "raw": "raw /execute (httpx, no SDK)"}
     print(f"\nE2B door vs nullspace API, same server, {args.creates} creates / {args.runs} runs per way (ms)\n")
     print("| measure | E2B SDK p50 / p99 | nullspace SDK p50 / p99 | ratio (p50) |")
     print("|---|---|---|---|")

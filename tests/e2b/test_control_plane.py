@@ -161,3 +161,29 @@ def test_sandbox_routing_errors(e2b_server) -> None:
         sbx.kill()
     after = get(**{"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49983", "X-Access-Token": token})
     assert after.status_code == 502 and "was not found" in after.json()["message"]
+
+
+def test_legacy_paths_and_list_filters_over_raw_http(e2b_server) -> None:
+    """SDKs before 2.x: POST /sandboxes (with `secure`), POST /sandboxes/{id}/connect, GET /sandboxes."""
+    with httpx.Client(base_url=e2b_server.url, headers={"X-API-Key": e2b_server.api_key}, timeout=60) as client:
+        made = client.post("/sandboxes", json={"templateID": "base", "timeout": 60, "secure": True,
+                                               "metadata": {"legacy": "yes"}, "envVars": {}})  # fmt: skip
+        assert made.status_code == 201, made.text
+        sandbox = made.json()
+        assert {"sandboxID", "templateID", "clientID", "envdVersion", "envdAccessToken"} <= set(sandbox)
+        sid = sandbox["sandboxID"]
+        try:
+            again = client.post(f"/sandboxes/{sid}/connect", json={"timeout": 120})
+            assert again.status_code == 200 and again.json()["envdAccessToken"] != sandbox["envdAccessToken"]
+            legacy = client.get("/sandboxes", params={"metadata": "legacy=yes"}).json()
+            assert [s["sandboxID"] for s in legacy] == [sid] and legacy[0]["state"] == "running"
+            v2 = client.get("/v2/sandboxes", params={"template": "code-interpreter-v1", "metadata": "legacy=yes",
+                                                     "startedAfter": "2000-01-01T00:00:00Z"}).json()  # fmt: skip
+            assert [s["sandboxID"] for s in v2] == [sid]
+            assert client.get("/v2/sandboxes", params={"metadata": "legacy=yes", "startedAfter": "2999-01-01T00:00:00Z"}).json() == []
+            assert client.get("/v2/sandboxes", params={"metadata": "legacy=yes", "template": "other"}).json() == []
+            assert client.post(f"/sandboxes/{sid}/resume", json={}).status_code == 409  # it is running
+            assert client.post(f"/sandboxes/{sid}/timeout", json={"timeout": 10 ** 9}).status_code == 400
+        finally:
+            assert client.delete(f"/sandboxes/{sid}").status_code == 204
+        assert client.delete(f"/sandboxes/{sid}").json()["code"] == 404

@@ -219,11 +219,11 @@ async def create(request: Request) -> Response:
         err = exc.errors()[0]
         where = {"template": "templateID", "envs": "envVars", "network": "network.allowOut"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "body"
         raise InvalidArgumentError(f"{where}: {err['msg']}") from None
-    record = await _manager(request).create(req, _caller(request))
-    try:
-        live = await _live(request, record.id)
-    except NotFoundError:
-        raise APIError(f"sandbox {record.id} ended while it was created") from None
+    manager = _manager(request)
+    record = await manager.create(req, _caller(request))
+    live = manager.live.get(record.id)  # the caller's: it was just made for them
+    if live is None or live.stopping:
+        raise APIError(f"sandbox {record.id} ended while it was created")
     return JSONResponse(_sandbox(record, tokens.mint(live)), status_code=201)
 
 
