@@ -9,7 +9,6 @@ both doors. ``Connect-Timeout-Ms`` on ``Start`` bounds the process's life, as in
 from __future__ import annotations
 
 import base64
-import re
 import signal
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -17,10 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ...agent_client import AgentError
+from ...routes.commands import COMMAND_ID
 from .connect import ConnectError
 from .rpc import Call, Method, b64, field, uint
 
-COMMAND_ID = re.compile(r"^cmd_[0-9a-f]{1,64}$")
 SIGNALS = {"SIGNAL_SIGKILL": "SIGKILL", "SIGNAL_SIGTERM": "SIGTERM", 9: "SIGKILL", 15: "SIGTERM"}
 # Go's names for the status string of a process ended by a signal (ProcessState.String())
 SIGNAL_NAMES = {
