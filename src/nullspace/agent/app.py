@@ -76,6 +76,11 @@ async def restart_context(request: Request) -> Response:
     return JSONResponse(ctx.info())
 
 
+async def fork_context(request: Request) -> Response:
+    ctx = await _registry(request).fork(request.path_params["context_id"])
+    return JSONResponse(ctx.info(), status_code=201)
+
+
 async def delete_context(request: Request) -> Response:
     await _registry(request).delete(request.path_params["context_id"])
     return Response(status_code=204)
@@ -164,6 +169,7 @@ def create_app(registry: Registry | None = None, config: AgentConfig | None = No
             Route("/contexts", create_context, methods=["POST"]),
             Route("/contexts", list_contexts, methods=["GET"]),
             Route("/contexts/{context_id}/restart", restart_context, methods=["POST"]),
+            Route("/contexts/{context_id}/fork", fork_context, methods=["POST"]),
             Route("/contexts/{context_id}", delete_context, methods=["DELETE"]),
             Route("/execute", execute, methods=["POST"]),
             *configure.routes,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 
 from . import artifacts, kernel_startup, messages
 from .config import AgentConfig, normalize_language
-from .kernel_process import Prelaunched, connection_file
+from .kernel_process import ForkedProcess, Prelaunched, connection_file, ipc_connection
 from .kernels import Kernel, KernelStartError
 from .languages import iopub_settle, launch_env
 from .runs import Outcome, Run, RunRequest, drive, silent
@@ -283,6 +284,17 @@ class Context:
         return snippets.restore(previous)
 
 
+def _forked_process(reply: dict[str, Any] | None) -> ForkedProcess | None:
+    """The forked kernel named by the fork expression's reply (None: the fork failed)."""
+    result = ((reply or {}).get("user_expressions") or {}).get("pid") or {}
+    if result.get("status") != "ok":
+        return None
+    try:
+        return ForkedProcess(int(result["data"]["text/plain"]))
+    except (KeyError, TypeError, ValueError, ProcessLookupError):
+        return None
+
+
 PRELOAD_CODE = """\
 def __nullspace_preload(modules):
     import importlib
@@ -343,8 +355,17 @@ class Registry:
 
     # -- contexts --------------------------------------------------------------------------------
 
-    def _new(self, language: str, kernel_name: str, cwd: str, *, default: bool) -> Context:
-        seq = next(self._seq)
+    def _new(
+        self,
+        language: str,
+        kernel_name: str,
+        cwd: str,
+        *,
+        default: bool,
+        seq: int | None = None,
+        prelaunched: Prelaunched | None = None,
+    ) -> Context:
+        seq = next(self._seq) if seq is None else seq
         kernel = Kernel(
             kernel_name,
             cwd=cwd,
@@ -355,7 +376,7 @@ class Registry:
             kernel_output=self.config.kernel_output,
             # IPython kernels load our display hooks (charts, tables): kernel_startup/
             extra_arguments=kernel_startup.ipython_arguments() if language == "python" else None,
-            prelaunched=self._take_prelaunched(language, default),
+            prelaunched=prelaunched or self._take_prelaunched(language, default),
         )
         ctx = Context(str(uuid.uuid4()), language, cwd, kernel, self.config, default=default)
         self.contexts[ctx.id] = ctx
@@ -408,6 +429,45 @@ class Registry:
                 ctx = self._new(name, kernel, self.config.workdir, default=True)
                 self.defaults[name] = ctx
             return await self.started(ctx)
+
+    async def fork(self, context_id: str) -> Context:
+        """A new context whose kernel is a copy-on-write fork of `context_id`'s, taken between
+        runs (a run in progress is waited for). Python only (kernel_startup/fork.py)."""
+        ctx = await self.started(self.get(context_id))
+        if ctx.language != "python":
+            raise AgentError(
+                400,
+                "invalid_argument",
+                f"forking a context is supported for Python only; context {ctx.id} is {ctx.language}",
+            )
+        async with ctx.run_lock:
+            if ctx.closed or not ctx.kernel_ok or ctx.kernel.km is None:
+                raise AgentError(409, "conflict", f"context {ctx.id} has no running kernel to fork")
+            seq = next(self._seq)
+            path = connection_file(self.config.runtime_dir, seq)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({**ipc_connection(path), "kernel_name": ctx.kernel.kernel_name}, fh)
+            reply = await silent(
+                ctx.kernel,
+                "",
+                user_expressions={"pid": f"__import__('_nullspace_kernel.fork').fork.fork({path!r})"},
+                timeout=self.config.startup_timeout,
+                poll_interval=self.config.poll_interval,
+            )
+            process = _forked_process(reply)
+            if process is None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise AgentError(500, "internal", f"the kernel of context {ctx.id} could not fork: {reply}")
+            prelaunched = Prelaunched(process, ctx.kernel.kernel_name, ctx.kernel.km.kernel_spec.resource_dir, path)
+        try:
+            fork = self._new(ctx.language, ctx.kernel.kernel_name, ctx.cwd, default=False, seq=seq, prelaunched=prelaunched)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                process.kill()
+            raise
+        return await self.started(fork)
 
     def get(self, context_id: str) -> Context:
         ctx = self.contexts.get(context_id)

@@ -100,7 +100,7 @@ def kernel_argv(spec_argv: list[str]) -> list[str]:
 class Prelaunched:
     """A kernel process started before jupyter_client was imported, waiting to be adopted."""
 
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     kernel_name: str
     resource_dir: str
     connection_file: str
@@ -194,3 +194,63 @@ def prelaunch(
         preexec_fn=make_preexec(oom_score_adj),
     )
     return Prelaunched(process, kernel_name, resource_dir, connection_file)
+
+
+# -- forked kernels ----------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of `pid` from /proc, None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
+
+
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` that jupyter_client's provisioner uses, for a kernel
+    that another kernel forked (kernel_startup/fork.py): it is not the agent's child, so it is
+    watched through /proc (its start time guards against a reused pid) and reaped by the
+    sandbox's init. Its exit status is not known: a killed one reports -9, others 1."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in "ZX":
+            raise ProcessLookupError(f"forked kernel {pid} is not running")
+        self.pid = pid
+        self._start = stat[1]
+        self.returncode: int | None = None
+        self._killed = False
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            stat = _proc_stat(self.pid)
+            if stat is None or stat[0] in "ZX" or stat[1] != self._start:
+                self.returncode = -9 if self._killed else 1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            if signum == 9:
+                self._killed = True
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(9)
+
+    def terminate(self) -> None:
+        self.send_signal(15)

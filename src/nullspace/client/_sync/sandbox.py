@@ -449,6 +449,14 @@ class Sandbox:
         data = self._api.request("POST", self._path("contexts", cid, "restart"), timeout=request_timeout)
         return Context.from_dict(data)
 
+    def fork_context(self, context: Context | str, request_timeout: float | None = None) -> Context:
+        """A new context whose state (variables, imports, loaded data) is a copy-on-write copy
+        of `context`'s at this moment; the two then diverge independently. Python only (other
+        languages: `InvalidArgumentError`); a run in progress in `context` is waited for."""
+        cid = quote(context_id(context) or "", safe="")
+        data = self._api.request("POST", self._path("contexts", cid, "fork"), timeout=request_timeout)
+        return Context.from_dict(data)
+
     def remove_context(self, context: Context | str, request_timeout: float | None = None) -> None:
         """Shut a context's kernel down and forget it."""
         cid = quote(context_id(context) or "", safe="")

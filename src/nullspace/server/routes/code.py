@@ -46,6 +46,12 @@ async def restart_context(sandbox_id: str, context_id: str, manager: Manager, ca
     return _context(await manager.agent_request(sandbox_id, "POST", f"/contexts/{_safe(context_id)}/restart", None, caller))
 
 
+@router.post("/contexts/{context_id}/fork", status_code=201, response_model=ContextInfo)
+async def fork_context(sandbox_id: str, context_id: str, manager: Manager, caller: Caller) -> Any:
+    """A new context whose Python kernel is a copy-on-write fork of this one (docs/pause.md)."""
+    return _context(await manager.agent_request(sandbox_id, "POST", f"/contexts/{_safe(context_id)}/fork", None, caller))
+
+
 @router.delete("/contexts/{context_id}", status_code=204)
 async def remove_context(sandbox_id: str, context_id: str, manager: Manager, caller: Caller) -> Response:
     await manager.agent_request(sandbox_id, "DELETE", f"/contexts/{_safe(context_id)}", None, caller)
