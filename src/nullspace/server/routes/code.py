@@ -46,7 +46,9 @@ async def restart_context(sandbox_id: str, context_id: str, manager: Manager, ca
     return _context(await manager.agent_request(sandbox_id, "POST", f"/contexts/{_safe(context_id)}/restart", None, caller))
 
 
-@router.post("/contexts/{context_id}/fork", status_code=201, response_model=ContextInfo)
+@router.post(
+    "/contexts/{context_id}/fork", status_code=201, response_model=ContextInfo, responses={409: {"model": ErrorBody}}
+)
 async def fork_context(sandbox_id: str, context_id: str, manager: Manager, caller: Caller) -> Any:
     """A new context whose Python kernel is a copy-on-write fork of this one (docs/pause.md)."""
     return _context(await manager.agent_request(sandbox_id, "POST", f"/contexts/{_safe(context_id)}/fork", None, caller))
