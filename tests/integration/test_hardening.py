@@ -4,6 +4,7 @@ against a real server. Each one failed (or hung) before its fix."""
 from __future__ import annotations
 
 import collections
+import errno
 import random
 import threading
 import time
@@ -160,3 +161,33 @@ def test_a_file_that_shrinks_mid_read_ends_with_a_clean_error(sandbox: Sandbox) 
             got += len(chunk)
     assert got < 100_000_000
     assert sandbox.files.read("/tmp/shrinks") == ""
+
+
+# -- finding 6: netlink and rarely used socket families -----------------------------------------
+
+SOCKETS = r"""
+import errno, socket
+def attempt(family, kind, proto):
+    try:
+        socket.socket(family, kind, proto).close()
+        return 0
+    except OSError as exc:
+        return exc.errno
+{name: attempt(*args) for name, args in {
+    "netlink_route": (16, 3, 0), "netlink_sock_diag": (16, 3, 4), "netlink_xfrm": (16, 3, 6),
+    "netlink_audit": (16, 3, 9), "netlink_netfilter": (16, 3, 12), "netlink_uevent": (16, 3, 15),
+    "netlink_generic": (16, 3, 16), "alg": (38, 5, 0), "rxrpc": (33, 2, 2), "xdp": (44, 3, 0),
+    "packet": (17, 3, 0), "vsock": (40, 1, 0), "unix": (1, 1, 0), "inet": (2, 1, 0),
+}.items()}
+"""
+
+
+def test_only_the_needed_netlink_protocols_and_socket_families(sandbox: Sandbox) -> None:
+    got = sandbox.run_code(SOCKETS)
+    assert got.error is None, got.error
+    result = eval(got.text or "{}")  # a dict of names to errnos, printed by the sandbox
+    allowed = {"netlink_route", "netlink_sock_diag", "unix", "inet"}
+    assert {k for k, v in result.items() if v == 0} == allowed, result
+    assert all(result[k] == errno.EPERM for k in result if k not in allowed), result
+    names = sandbox.run_code("import socket; [name for _, name in socket.if_nameindex()]")  # NETLINK_ROUTE
+    assert names.text == "['lo']"

@@ -6,8 +6,11 @@ The policy is data, at the top of this module, reviewable in one place:
   ``clone``, whose flags *can* be inspected; everything else EPERM).
 * `NAMESPACE_CLONE_FLAGS` – ``clone`` with any of these flags is refused (no new namespaces, in
   particular no user namespace).
-* `DENIED_SOCKET_FAMILIES` – ``socket(family, ...)`` refused (AF_VSOCK reaches the Firecracker
-  host and is not confined by a network namespace).
+* `ALLOWED_SOCKET_FAMILIES` – ``socket(family, ...)`` of any other family is refused (AF_VSOCK
+  reaches the Firecracker host and is not confined by a network namespace; AF_ALG, AF_RXRPC,
+  AF_XDP, AF_KEY, AF_PACKET … are rarely used kernel attack surface).
+* `ALLOWED_NETLINK_PROTOCOLS` – ``socket(AF_NETLINK, ..., protocol)`` of any other protocol is
+  refused (XFRM, AUDIT, NETFILTER, KOBJECT_UEVENT …).
 * `DENIED_IOCTLS` – ``ioctl(fd, request, ...)`` refused (TIOCSTI/TIOCLINUX push input into a
   terminal that may belong to someone else).
 * `PERSONALITY_QUERY` – the only ``personality`` argument allowed (the query); setting a persona
@@ -52,7 +55,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DENIED_SYSCALLS",
     "NAMESPACE_CLONE_FLAGS",
-    "DENIED_SOCKET_FAMILIES",
+    "ALLOWED_SOCKET_FAMILIES",
+    "ALLOWED_NETLINK_PROTOCOLS",
+    "denied_socket_families",
     "DENIED_IOCTLS",
     "PERSONALITY_QUERY",
     "sandbox_filters",
@@ -162,11 +167,28 @@ NAMESPACE_CLONE_FLAGS: dict[str, int] = {
 ``clone3`` and ``unshare``, both refused whole; in ``clone``'s flags 0x80 is part of the exit
 signal.)"""
 
-DENIED_SOCKET_FAMILIES: dict[str, int] = {
-    "AF_VSOCK": 40,  # host ↔ guest sockets; not confined by a network namespace
-    "AF_KEY": 15,  # PF_KEYv2 IPsec key management
+ALLOWED_SOCKET_FAMILIES: dict[str, int] = {
+    "AF_UNIX": 1,     # local IPC: the agent, kernels (zmq ipc), every runtime
+    "AF_INET": 2,     # the sandbox's own loopback / egress proxy (network namespace)
+    "AF_INET6": 10,
+    "AF_NETLINK": 16,  # only the protocols below
 }
-"""``socket(family, ...)`` with these families gets EPERM."""
+"""``socket(family, ...)`` with any other family gets EPERM: AF_VSOCK (40, host ↔ guest sockets,
+not confined by a network namespace), AF_KEY (15), AF_PACKET (17), AF_ALG (38, the kernel crypto
+API), AF_RXRPC (33), AF_XDP (44), AF_BLUETOOTH, AF_CAN, AF_TIPC, … and any family a later
+kernel adds (``>= SOCKET_FAMILY_LIMIT``)."""
+
+SOCKET_FAMILY_LIMIT = 64  # AF_MAX is 46 on Linux 6.x; every family below this is listed explicitly
+
+ALLOWED_NETLINK_PROTOCOLS: dict[str, int] = {
+    "NETLINK_ROUTE": 0,      # getifaddrs(), getaddrinfo(AI_ADDRCONFIG), `ip addr`, psutil
+    "NETLINK_SOCK_DIAG": 4,  # `ss`, psutil.net_connections (the sandbox's own sockets only)
+}
+"""``socket(AF_NETLINK, type, protocol)`` with any other protocol gets EPERM: XFRM (6), AUDIT (9),
+NETFILTER (12), KOBJECT_UEVENT (15), GENERIC (16, nl80211, …) and the rest. Both allowed ones
+only see the sandbox's own network namespace."""
+
+NETLINK_PROTOCOL_LIMIT = 32  # MAX_LINKS in the kernel; protocols at or above it are refused whole
 
 DENIED_IOCTLS: dict[str, int] = {
     "TIOCSTI": 0x5412,  # fake terminal input
@@ -259,6 +281,7 @@ SCMP_ACT_ALLOW = 0x7FFF_0000
 SCMP_FLTATR_ACT_BADARCH = 2
 SCMP_FLTATR_CTL_OPTIMIZE = 8
 SCMP_CMP_LT = 2
+SCMP_CMP_GE = 5
 SCMP_CMP_GT = 6
 SCMP_CMP_MASKED_EQ = 7
 _LOW32 = 0xFFFF_FFFF
@@ -410,7 +433,6 @@ def _add_denylist(
     arches: Sequence[str],
     denied: Mapping[str, int],
     clone_flags: Iterable[int],
-    socket_families: Iterable[int],
     ioctls: Iterable[int],
     errno_override: int | None,
 ) -> None:
@@ -422,14 +444,27 @@ def _add_denylist(
     flags_arg = _clone_flags_arg(arches[0])
     for flag in clone_flags:
         f.rule(act(_EPERM), "clone", (flags_arg, SCMP_CMP_MASKED_EQ, flag, flag))
-    for family in socket_families:
+    for family in denied_socket_families():
         f.rule(act(_EPERM), "socket", (0, SCMP_CMP_MASKED_EQ, _LOW32, family))
+    # the whole 64-bit argument: junk in the upper half is refused too
+    f.rule(act(_EPERM), "socket", (0, SCMP_CMP_GE, SOCKET_FAMILY_LIMIT, 0))
+    netlink = ALLOWED_SOCKET_FAMILIES["AF_NETLINK"]
+    for protocol in range(NETLINK_PROTOCOL_LIMIT):
+        if protocol not in ALLOWED_NETLINK_PROTOCOLS.values():
+            f.rule(act(_EPERM), "socket", (0, SCMP_CMP_MASKED_EQ, _LOW32, netlink),
+                   (2, SCMP_CMP_MASKED_EQ, _LOW32, protocol))
+    f.rule(act(_EPERM), "socket", (0, SCMP_CMP_MASKED_EQ, _LOW32, netlink), (2, SCMP_CMP_GE, NETLINK_PROTOCOL_LIMIT, 0))
     for request in ioctls:
         f.rule(act(_EPERM), "ioctl", (1, SCMP_CMP_MASKED_EQ, _LOW32, request))
     # personality(x) for x != PERSONALITY_QUERY, as two one-sided rules (libseccomp accepts
     # only one comparison per argument and rule).
     f.rule(act(_EPERM), "personality", (0, SCMP_CMP_LT, PERSONALITY_QUERY, 0))
     f.rule(act(_EPERM), "personality", (0, SCMP_CMP_GT, PERSONALITY_QUERY, 0))
+
+
+def denied_socket_families() -> list[int]:
+    """Every family below SOCKET_FAMILY_LIMIT that is not allowed (AF_UNSPEC, 0, included)."""
+    return [f for f in range(SOCKET_FAMILY_LIMIT) if f not in ALLOWED_SOCKET_FAMILIES.values()]
 
 
 def _denylist(errno_override: int | None) -> _Filter:
@@ -442,7 +477,6 @@ def _denylist(errno_override: int | None) -> _Filter:
             arches,
             DENIED_SYSCALLS,
             NAMESPACE_CLONE_FLAGS.values(),
-            DENIED_SOCKET_FAMILIES.values(),
             DENIED_IOCTLS.values(),
             errno_override,
         )

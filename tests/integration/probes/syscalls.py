@@ -183,8 +183,17 @@ def probe_clone_ns() -> dict[str, int]:
 
 def probe_args() -> dict[str, int]:
     out: dict[str, int] = {}
-    for label, family in (("vsock", 40), ("vsock_hibits", 0x1_0000_0028), ("af_key", 15)):
-        ret, e = raw(NR["socket"], family, socket.SOCK_STREAM, 0)
+    for label, family, kind, proto in (
+        ("vsock", 40, socket.SOCK_STREAM, 0), ("vsock_hibits", 0x1_0000_0028, socket.SOCK_STREAM, 0),
+        ("af_key", 15, socket.SOCK_RAW, 2), ("af_alg", 38, socket.SOCK_SEQPACKET, 0),
+        ("af_rxrpc", 33, socket.SOCK_DGRAM, 2), ("af_xdp", 44, socket.SOCK_RAW, 0),
+        ("af_packet", 17, socket.SOCK_RAW, 0), ("af_bluetooth", 31, socket.SOCK_RAW, 0),
+        ("af_future", 60, socket.SOCK_STREAM, 0), ("af_huge", 4096, socket.SOCK_STREAM, 0),
+        ("netlink_xfrm", 16, socket.SOCK_RAW, 6), ("netlink_audit", 16, socket.SOCK_RAW, 9),
+        ("netlink_netfilter", 16, socket.SOCK_RAW, 12), ("netlink_uevent", 16, socket.SOCK_RAW, 15),
+        ("netlink_generic", 16, socket.SOCK_RAW, 16), ("netlink_route_hibits", 16, socket.SOCK_RAW, 1 << 32),
+    ):  # fmt: skip
+        ret, e = raw(NR["socket"], family, kind, proto)
         if ret >= 0:
             os.close(ret)
         out[f"socket_{label}"] = e
@@ -267,9 +276,16 @@ def probe_normal() -> dict[str, int]:
     attempt("socket_inet_loopback", loopback_tcp)
     attempt("personality_query", personality_query)
     attempt("ioctl_fionread", ioctl_fionread)
+    attempt("netlink_route", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
+    attempt("netlink_sock_diag", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4).close())
+    attempt("if_nameindex", lambda: _check(socket.if_nameindex()))  # netlink route underneath
     attempt("clone_plain", lambda: _raise_errno(in_child(lambda: clone_with(0))))
     out["get_mempolicy"] = err(NR["get_mempolicy"], 0, 0, 0, 0, 0)
     return out
+
+
+def _check(value: object) -> None:
+    assert value
 
 
 def _raise_errno(e: int) -> None:

@@ -53,7 +53,12 @@ def test_policy_names_the_required_calls() -> None:
         "CLONE_NEWNS", "CLONE_NEWCGROUP", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWUSER",
         "CLONE_NEWPID", "CLONE_NEWNET",
     }  # fmt: skip
-    assert seccomp.DENIED_SOCKET_FAMILIES["AF_VSOCK"] == 40
+    # socket families and netlink protocols: an allowlist, everything else refused
+    assert seccomp.ALLOWED_SOCKET_FAMILIES == {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16}
+    assert seccomp.ALLOWED_NETLINK_PROTOCOLS == {"NETLINK_ROUTE": 0, "NETLINK_SOCK_DIAG": 4}
+    denied = seccomp.denied_socket_families()
+    for family in (40, 15, 17, 38, 33, 44, 0, 31, 63):  # VSOCK KEY PACKET ALG RXRPC XDP UNSPEC BLUETOOTH …
+        assert family in denied
     assert seccomp.DENIED_IOCTLS == {"TIOCSTI": 0x5412, "TIOCLINUX": 0x541C}
     assert seccomp.PERSONALITY_QUERY == 0xFFFFFFFF
 
@@ -102,6 +107,9 @@ def test_filter_covers_i386_and_x32() -> None:
 def test_argument_checks_mask_to_32_bits() -> None:
     pfc = seccomp.export_pfc()
     assert "$a0.lo32 & 0xffffffff == 40" in pfc  # socket(AF_VSOCK)
+    assert "$a0 >= 64" in pfc  # families a later kernel adds
+    assert "$a2.lo32 & 0xffffffff == 6" in pfc  # socket(AF_NETLINK, _, NETLINK_XFRM)
+    assert "$a2 >= 32" in pfc
     assert "$a1.lo32 & 0xffffffff == 21522" in pfc or "$a1.lo32 & 0xffffffff == 0x5412" in pfc
     assert "ERRNO(38)" in pfc  # clone3
 
