@@ -420,34 +420,48 @@ def _staged(item: Any) -> tuple[str, str]:
     return tmp, path
 
 
-async def commit_files(request: Request) -> Response:
-    """``{"files": [{"staged", "path"}, ...]}``: move staged uploads over their targets, together
-    (renames only: nothing left to fail but the file system itself)."""
+async def _staged_list(request: Request) -> list[tuple[str, str]]:
     items = (await json_body(request)).get("files")
     if not isinstance(items, list) or len(items) > MAX_ENTRIES:
         raise AgentError(400, "invalid_argument", "files must be a list")
-    pairs = [_staged(item) for item in items]
-    for tmp, _ in pairs:
-        if not stat.S_ISREG(os.lstat(tmp).st_mode):
-            raise AgentError(400, "invalid_argument", f"{tmp} is not a staged upload")
-    for tmp, path in pairs:
-        try:
-            os.rename(tmp, path)
-        except OSError as exc:
-            raise _os_error(exc, path, "write") from exc
+    return [_staged(item) for item in items]
+
+
+async def commit_files(request: Request) -> Response:
+    """``{"files": [{"staged", "path"}, ...]}``: move staged uploads over their targets, together:
+    every one is checked first (a regular file, reached without following a symlink), then the
+    renames run, inside each target's directory fd (nothing left to fail but the file system)."""
+    moves: list[tuple[int, str, str]] = []
+    path = ""
+    try:
+        for tmp, path in await _staged_list(request):
+            dir_fd = open_dir(os.path.dirname(path))
+            moves.append((dir_fd, os.path.basename(tmp), os.path.basename(path)))
+            if not stat.S_ISREG(os.stat(moves[-1][1], dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                raise AgentError(400, "invalid_argument", f"{tmp} is not a staged upload")
+        for dir_fd, tmp_name, name in moves:
+            os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as exc:
+        raise _os_error(exc, path, "write") from exc
+    finally:
+        for dir_fd, _, _ in moves:
+            os.close(dir_fd)
     return Response(status_code=204)
 
 
 async def discard_files(request: Request) -> Response:
     """``{"files": [{"staged", "path"}, ...]}``: delete staged uploads (missing ones are fine)."""
-    items = (await json_body(request)).get("files")
-    if not isinstance(items, list) or len(items) > MAX_ENTRIES:
-        raise AgentError(400, "invalid_argument", "files must be a list")
-    for tmp, _ in [_staged(item) for item in items]:
+    for tmp, _ in await _staged_list(request):
         try:
-            os.unlink(tmp)
+            dir_fd = open_dir(os.path.dirname(tmp))
+        except (OSError, AgentError):
+            continue
+        try:
+            os.unlink(os.path.basename(tmp), dir_fd=dir_fd)
         except OSError:
             pass
+        finally:
+            os.close(dir_fd)
     return Response(status_code=204)
 
 

@@ -131,3 +131,11 @@ async def test_staged_uploads_commit_together_or_go(agent: Agent) -> None:
             r = await agent.client.post(f"/files/{action}", json={"files": [bad]})
             assert r.status_code == 400, (action, bad)
     assert open(a, "rb").read() == b"A"
+
+
+async def test_committing_a_staged_upload_that_is_gone_is_a_clean_error(agent: Agent) -> None:
+    r = await agent.client.put("/files", params={"path": "g/a.txt", "stage": "1"}, content=b"A")
+    item = {"staged": r.json()["staged"], "path": r.json()["path"]}
+    os.unlink(item["staged"])
+    r = await agent.client.post("/files/commit", json={"files": [item]})
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
