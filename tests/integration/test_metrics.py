@@ -45,6 +45,9 @@ def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)), base_url="http://n") as c:
         assert c.get("/v1/sandboxes/sb_0000000000000000").status_code == 404
         assert c.get("/no/such/route/" + sid).status_code == 404
+        e2b = c.get("/health", headers={"E2b-Sandbox-Id": sid, "E2b-Sandbox-Port": "49999"})
+        assert e2b.status_code == 502  # ended: E2B's "sandbox not found"
+        assert c.get("/sandboxes").status_code == 200  # E2B's control plane: list
     after = _scrape(server)
 
     def moved(name: str, by: float = 1, **labels: str) -> None:
@@ -65,6 +68,8 @@ def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
     moved("nullspace_http_request_seconds_count", by=3, method="POST", route=route)
     moved("nullspace_http_requests_total", method="GET", route="/v1/sandboxes/{sandbox_id}", status="404")
     moved("nullspace_http_requests_total", method="GET", route="unmatched", status="404")
+    moved("nullspace_http_requests_total", method="GET", route="e2b sandbox port 49999", status="502")
+    moved("nullspace_http_requests_total", method="GET", route="e2b control plane", status="200")
     warm = _sum(after, "nullspace_pool_claims_total") - _sum(before, "nullspace_pool_claims_total")
     cold = _sum(after, "nullspace_pool_misses_total") - _sum(before, "nullspace_pool_misses_total")
     assert warm + cold >= 1  # the create asked the pool either way

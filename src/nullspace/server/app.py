@@ -19,8 +19,8 @@ from ..runtime.local import LocalRuntime
 from ..runtime.reaper import Reaper
 from . import errors, recent_errors
 from .lifecycle import SandboxManager
-from .logs import SandboxLogs, SandboxRequests
-from .metrics import Metrics, RequestMetrics
+from .logs import SandboxLogs
+from .metrics import Metrics
 from .models import ErrorBody
 from .routes import code, commands, files, ops, packages, pools, sandboxes, templates, watch
 from .settings import Settings
@@ -79,8 +79,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.sandbox_logs = sandbox_logs
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(SandboxRequests)
     errors.install(app)
     app.include_router(sandboxes.router)
     app.include_router(code.router)

@@ -65,6 +65,8 @@ RUN_ERRORS = {
     "SandboxEnded": "sandbox_ended",
     "AgentError": "agent_error",
 }
+E2B_PORTS = frozenset({b"49999", b"49983"})
+E2B_CONTROL = ("/sandboxes", "/v2/sandboxes")
 UNRESOLVED = frozenset({"template_not_found", "invalid_argument"})
 END_STATES = frozenset({"killed", "timed_out", "dead"})
 
@@ -298,11 +300,32 @@ class _LiveCollector(Collector):
         yield level
 
 
+def _unrouted(scope: Scope) -> str:
+    """A label for a request no router of this scope matched: the E2B door's traffic (its
+    sub-apps route copies of the scope), else ``unmatched`` (404s, refused keys)."""
+    headers = dict(scope.get("headers") or ())
+    port = headers.get(b"e2b-sandbox-port")
+    if port is not None:
+        return f"e2b sandbox port {port.decode()}" if port in E2B_PORTS else "e2b sandbox other port"
+    path = scope["path"]
+    if any(path == p or path.startswith(p + "/") for p in E2B_CONTROL):
+        return "e2b control plane"
+    return "unmatched"
+
+
+def instrument(app: ASGIApp, metrics: Metrics) -> ASGIApp:
+    """Wrap a listener's whole app (E2B door included): the sandbox id for logs, then metrics."""
+    from .logs import SandboxRequests
+
+    return SandboxRequests(RequestMetrics(app, metrics))
+
+
 class RequestMetrics:
     """ASGI middleware: count and time every HTTP request by its route template.
 
     The route is the template FastAPI matched (``/v1/sandboxes/{sandbox_id}/execute``), never
-    the raw path; a request that matched no route counts as ``unmatched``.
+    the raw path; the E2B door's traffic counts per door (`_unrouted`), and a request that
+    matched no route (or was refused before routing: a bad key) as ``unmatched``.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -324,7 +347,7 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or _unrouted(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.request_seconds.labels(method, template).observe(time.perf_counter() - started)

@@ -12,6 +12,7 @@ from ..console.access import ConsoleAccess, is_loopback
 from .app import create_app
 from .e2b import E2BDoor
 from .http_protocol import PROTOCOL
+from .metrics import instrument
 from .middleware import ApiKeyAuth, BodyLimit, LocalAdmin
 from .settings import Settings
 from .tenants import Principal
@@ -45,6 +46,7 @@ async def serve(settings: Settings) -> None:
     listener = _unix_listener(settings.unix_socket)
     pid_file = settings.data_dir / "server.pid"
     pid_file.write_text(str(os.getpid()))
+    local_app = instrument(local_app, app.state.metrics)  # logs' sandbox id + request metrics
     servers = [(uvicorn.Server(uvicorn.Config(local_app, http=PROTOCOL, lifespan="on", log_config=None, timeout_keep_alive=60)), [listener])]
     if settings.host:
         async def resolve(key: str) -> Principal | None:
@@ -53,6 +55,7 @@ async def serve(settings: Settings) -> None:
         tcp_app = E2BDoor(BodyLimit(ConsoleAccess(ApiKeyAuth(app, resolve), app, settings.console_no_login),
                                     settings.max_body_bytes), app,
                           max_body_bytes=settings.max_body_bytes, authenticate=resolve)
+        tcp_app = instrument(tcp_app, app.state.metrics)
         config = uvicorn.Config(tcp_app, http=PROTOCOL, host=settings.host, port=settings.port, lifespan="off",
                                 log_config=None, timeout_keep_alive=60)
         servers.append((uvicorn.Server(config), None))
