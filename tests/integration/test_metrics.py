@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -79,11 +82,15 @@ def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
     assert _value(after, "nullspace_sandboxes", template="code-interpreter", state="running") == 0
 
 
-def test_metrics_need_a_key_over_tcp(server) -> None:  # noqa: ANN001
+def test_metrics_need_an_admin_key_over_tcp(server) -> None:  # noqa: ANN001
     assert httpx.get(f"{server.tcp_url}/metrics").status_code == 401
-    answer = httpx.get(f"{server.tcp_url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
-    assert answer.status_code in (200, 401)  # 401 when the test key is a tenant's, not an admin's
-    if answer.status_code == 401:
-        assert "admin" in answer.json()["message"]
-    else:
-        assert "nullspace_http_requests_total" in answer.text
+    tenant = httpx.get(f"{server.tcp_url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
+    assert tenant.status_code == 403 and tenant.json()["code"] == "forbidden"
+    admin_key = subprocess.run(
+        [sys.executable, "-m", "nullspace", "keys", "create", "prometheus", "--admin", "--data-dir", str(server.data_dir)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    admin = httpx.get(f"{server.tcp_url}/metrics", headers={"Authorization": f"Bearer {admin_key}"})
+    assert admin.status_code == 200
+    names = {family.name for family in text_string_to_metric_families(admin.text)}
+    assert {"nullspace_http_requests", "nullspace_sandbox_creates", "nullspace_pool_target"} <= names

@@ -22,9 +22,20 @@ app.add_typer(template.app, name="template")
 app.add_typer(keys.app, name="keys")
 app.command("mcp")(mcp)
 
-# One verb across groups: `list`, with `ls` as a hidden alias everywhere.
-for group in (template, keys):
-    group.app.command("ls", help="Alias of list.", hidden=True)(group.list_)
+
+
+def _alias_ls(group: typer.Typer) -> None:
+    """One verb across groups: every `list` also answers to `ls` (hidden), at every depth."""
+    names = {info.name for info in group.registered_commands}
+    for info in list(group.registered_commands):
+        if info.name == "list" and "ls" not in names and info.callback is not None:
+            group.command("ls", help="Alias of list.", hidden=True)(info.callback)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _alias_ls(sub.typer_instance)
+
+
+_alias_ls(app)
 
 
 def main() -> None:

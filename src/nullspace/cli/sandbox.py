@@ -78,7 +78,6 @@ def list_(
 
 
 app.command("list")(list_)
-app.command("ls", help="Alias of list.", hidden=True)(list_)
 
 
 @app.command()

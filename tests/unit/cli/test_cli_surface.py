@@ -28,9 +28,12 @@ def test_every_command_has_help() -> None:
 
 
 def test_every_group_lists_with_list_and_ls() -> None:
-    for group in ("sandbox", "template", "keys", "sandbox files"):
+    for group in ("sandbox", "template", "keys", "keys tenant", "sandbox files"):
         assert f"{group} list" in COMMANDS, group
-        assert f"{group} ls" in COMMANDS and COMMANDS[f"{group} ls"].hidden, group
+    for name in COMMANDS:
+        if name == "list" or name.endswith(" list"):
+            alias = name[: -len("list")] + "ls"
+            assert alias in COMMANDS and COMMANDS[alias].hidden, alias
     assert "doctor" in COMMANDS and "serve" in COMMANDS
 
 
