@@ -19,6 +19,7 @@ from . import kernel_startup
 from .config import (
     DEFAULT_RUNTIME_DIR,
     DEFAULT_TEMPLATE_JSON,
+    MAX_CONTEXTS_ENV,
     MAX_RUNTIME_DIR,
     PRELOAD_ENV,
     AgentConfig,
@@ -76,7 +77,16 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         boot_language=boot_language,
         prestart=prestart,
         preload=preload_modules(os.environ.get(PRELOAD_ENV)) if boot_language == "python" else (),
+        max_contexts=max_contexts(os.environ.get(MAX_CONTEXTS_ENV)),
     )
+
+
+def max_contexts(value: str | None) -> int:
+    """`NULLSPACE_MAX_CONTEXTS` (set by the server), else the default."""
+    try:
+        return max(1, min(int(value or ""), 1000))
+    except ValueError:
+        return AgentConfig.max_contexts
 
 
 def set_not_dumpable() -> None:

@@ -14,6 +14,7 @@ DEFAULT_RUNTIME_DIR = "/run/nullspace"
 DEFAULT_KERNELS = {"python": "python3"}
 PRESTART_ENV = "NULLSPACE_PRESTART"
 PRELOAD_ENV = "NULLSPACE_PRELOAD"
+MAX_CONTEXTS_ENV = "NULLSPACE_MAX_CONTEXTS"  # the server's Settings.max_contexts
 """Set by the server for warm-pool sandboxes only: Python modules to import before "ready"."""
 AGENT_ONLY_ENV = (PRELOAD_ENV,)
 """Variables for the agent alone: kernels and commands do not get them."""
@@ -44,6 +45,8 @@ class AgentConfig:
     workdir: str = field(default_factory=os.getcwd)
     runtime_dir: str = DEFAULT_RUNTIME_DIR
     max_output_bytes: int = 8 * 1024 * 1024
+    max_contexts: int = 16
+    """Contexts (kernels) a sandbox may have at once; one more is refused with 409."""
     chunk_bytes: int = 64 * 1024
     keepalive_interval: float = 5.0
     interrupt_grace: float = 3.0

@@ -365,6 +365,10 @@ class Registry:
         seq: int | None = None,
         prelaunched: Prelaunched | None = None,
     ) -> Context:
+        limit = self.config.max_contexts
+        if len(self.contexts) >= limit:
+            raise AgentError(409, "conflict", f"context limit reached: this sandbox may have at most {limit} "
+                                              "contexts at once; remove one (DELETE .../contexts/ID) first")
         seq = next(self._seq) if seq is None else seq
         kernel = Kernel(
             kernel_name,

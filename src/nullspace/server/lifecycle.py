@@ -46,6 +46,7 @@ POOL_MEMORY_MARGIN = 32 * MiB  # a pooled sandbox is claimed only if its usage f
 
 
 MEMORY_ENV = "NULLSPACE_MEMORY_MB"  # tells the agent the memory limit (no /sys inside)
+MAX_CONTEXTS_ENV = "NULLSPACE_MAX_CONTEXTS"  # the agent refuses contexts beyond it (409)
 
 
 def new_sandbox_id() -> str:
@@ -236,7 +237,8 @@ class SandboxManager:
         request = SandboxRequest(
             sandbox_id=sid, rootfs=image.rootfs, layers=image.layers, host_uid=uid, limits=start_limits,
             disk_bytes=disk_mb * MiB, workdir=image.spec.workdir,
-            env={**image.spec.env, MEMORY_ENV: str(limits.memory_bytes // MiB), **envs},
+            env={**image.spec.env, MEMORY_ENV: str(limits.memory_bytes // MiB),
+                 MAX_CONTEXTS_ENV: str(self.settings.max_contexts), **envs},
         )
         try:
             running = await self.runtime.start(request)

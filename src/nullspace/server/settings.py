@@ -39,6 +39,7 @@ class Settings:
     defaults: SandboxDefaults = SandboxDefaults()
     max_memory_mb: int = 16384
     max_disk_mb: int = 65536
+    max_contexts: int = 16                   # contexts (kernels) per sandbox; one more is a 409
     min_cpu: float = 0.1                     # below this a kernel takes ~2 s of wall time to start
     max_cpu: float = float(os.cpu_count() or 1)
     max_timeout: int = 24 * 3600

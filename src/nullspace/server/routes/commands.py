@@ -186,7 +186,9 @@ async def run_command(sandbox_id: str, body: RunCommand, manager: Manager, calle
     live = await manager.require_live(sandbox_id, caller)
     payload = body.model_dump(exclude_none=True)
     if body.background:
-        info = CommandInfo.model_validate(await live.agent.request("POST", "/commands", json_body=payload))
+        async with manager.agent_errors(live):
+            reply = await live.agent.request("POST", "/commands", json_body=payload)
+        info = CommandInfo.model_validate(reply)
         return JSONResponse(info.model_dump(), status_code=201)
     stream = await _events(manager, live, "POST", "/commands", payload)
     return StreamingResponse(stream, media_type=ndjson.MEDIA_TYPE, headers={"Cache-Control": "no-store"})

@@ -111,7 +111,8 @@ async def read_file(sandbox_id: str, path: Path, manager: Manager, caller: Calle
     """Download a regular file (streamed, with Content-Length)."""
     live = await manager.require_live(sandbox_id, caller)
     stack = AsyncExitStack()
-    size, chunks = await stack.enter_async_context(live.agent.download({"path": path}))
+    async with manager.agent_errors(live):
+        size, chunks = await stack.enter_async_context(live.agent.download({"path": path}))
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -148,7 +149,8 @@ async def write_file(sandbox_id: str, path: Path, request: Request, manager: Man
                 if not (value.isdigit() and len(value) < 19 if name.endswith("size") else SHA256.match(value)):
                     raise InvalidArgumentError(f"invalid {name} header")
                 headers[name] = value
-        reply = await live.agent.upload({"path": path}, upload, headers)
+        async with manager.agent_errors(live):
+            reply = await live.agent.upload({"path": path}, upload, headers)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening
     except BaseException:
@@ -175,7 +177,8 @@ async def list_files(sandbox_id: str, manager: Manager, caller: Caller, path: Pa
                      depth: Annotated[int, Query(ge=1, le=64)] = 1) -> Any:
     """The entries under a directory, `depth` levels deep (at most 10,000), sorted by path."""
     live = await manager.require_live(sandbox_id, caller)
-    reply = await live.agent.request("GET", _with_path("/files/list", path, depth=str(depth)))
+    async with manager.agent_errors(live):
+        reply = await live.agent.request("GET", _with_path("/files/list", path, depth=str(depth)))
     if not isinstance(reply, list):
         raise AgentError("the sandbox agent sent a malformed listing")
     return [EntryInfo.model_validate(e) for e in reply]
