@@ -365,10 +365,7 @@ class Registry:
         seq: int | None = None,
         prelaunched: Prelaunched | None = None,
     ) -> Context:
-        limit = self.config.max_contexts
-        if len(self.contexts) >= limit:
-            raise AgentError(409, "conflict", f"context limit reached: this sandbox may have at most {limit} "
-                                              "contexts at once; remove one (DELETE .../contexts/ID) first")
+        self._check_limit()
         seq = next(self._seq) if seq is None else seq
         kernel = Kernel(
             kernel_name,
@@ -386,6 +383,12 @@ class Registry:
         self.contexts[ctx.id] = ctx
         ctx.start_task = asyncio.create_task(self._start(ctx), name=f"start-{ctx.id}")
         return ctx
+
+    def _check_limit(self) -> None:
+        limit = self.config.max_contexts
+        if len(self.contexts) >= limit:
+            raise AgentError(409, "conflict", f"context limit reached: this sandbox may have at most {limit} "
+                                              "contexts at once; remove one (DELETE .../contexts/ID) first")
 
     def _take_prelaunched(self, language: str, default: bool) -> Prelaunched | None:
         if default and language == self.config.boot_language:
@@ -444,6 +447,7 @@ class Registry:
                 "invalid_argument",
                 f"forking a context is supported for Python only; context {ctx.id} is {ctx.language}",
             )
+        self._check_limit()  # before the fork, not after it
         async with ctx.run_lock:
             if ctx.closed or not ctx.kernel_ok or ctx.kernel.km is None:
                 raise AgentError(409, "conflict", f"context {ctx.id} has no running kernel to fork")
