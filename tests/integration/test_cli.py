@@ -56,6 +56,7 @@ def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], t
         assert cli(env, "sandbox", "run", sid, "print(6 * 7)").strip() == "42"
         failed = cli(env, "sandbox", "run", sid, "1 / 0", ok=False)
         assert "ZeroDivisionError" in failed
+        assert "KernelDied" in cli(env, "sandbox", "run", sid, "import os; os._exit(1)", ok=False)
 
         payload = os.urandom(3 << 20)
         local = tmp_path / "blob.bin"
@@ -73,6 +74,7 @@ def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], t
         logs = cli(env, "sandbox", "logs", sid)
         assert "sandbox created from template code-interpreter" in logs
         assert f"POST /v1/sandboxes/{sid}/execute" in logs
+        assert "a kernel died during a run (crashed)" in logs and "WARNING" in logs
     finally:
         cli(env, "sandbox", "kill", sid)
     assert sid not in cli(env, "sandbox", "list")

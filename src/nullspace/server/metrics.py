@@ -198,10 +198,13 @@ class Metrics:
             death = KERNEL_DEATHS.get(name) if isinstance(name, str) else None
             if death:
                 self.kernel_deaths.labels(death).inc()
+                events.warning("a kernel died during a run (%s); its context restarted", death)
             return RUN_ERRORS.get(name, "error") if isinstance(name, str) else "error"
         if kind == "limit":
             resource = event.get("resource")
-            self.limit_hit(resource if isinstance(resource, str) else "other")
+            resource = resource if isinstance(resource, str) and resource in LIMIT_RESOURCES else "other"
+            self.limit_hit(resource)
+            events.warning("a run hit the sandbox's %s limit", resource)
         return None
 
 
