@@ -21,6 +21,17 @@ def sb(server) -> Iterator[Sandbox]:  # noqa: ANN001
         yield sandbox
 
 
+ZOMBIES = """
+import glob, time
+for _ in range(50):
+    zombies = [p for p in glob.glob('/proc/[0-9]*/stat') if open(p).read().rsplit(')', 1)[1].split()[0] == 'Z']
+    if not zombies:
+        break
+    time.sleep(0.1)
+zombies
+"""
+
+
 def _pid(sb: Sandbox, ctx: object) -> str:
     return sb.run_code("import os; os.getpid()", context=ctx).text or ""
 
@@ -70,8 +81,9 @@ def test_killing_or_restarting_one_leaves_the_other_running(sb: Sandbox) -> None
     sb.run_code("state = 'kept'", context=parent)
     fork = sb.fork_context(parent)
 
-    sb.remove_context(fork)  # its kernel is killed
+    sb.remove_context(fork)  # its kernel is killed, and reaped
     assert sb.run_code("state", context=parent).text == "kept"
+    assert sb.run_code(ZOMBIES, context=parent).text == "[]"
     assert fork.id not in {c.id for c in sb.list_contexts()}
 
     fork = sb.fork_context(parent)

@@ -212,8 +212,8 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 class ForkedProcess:
     """The part of ``subprocess.Popen`` that jupyter_client's provisioner uses, for a kernel
     that another kernel forked (kernel_startup/fork.py): it is not the agent's child, so it is
-    watched through /proc (its start time guards against a reused pid) and reaped by the
-    sandbox's init. Its exit status is not known: a killed one reports -9, others 1."""
+    watched through /proc (its start time guards against a reused pid) and reaped by the kernel
+    it was forked from (or the sandbox's init once that one is gone). Its exit status is not known: a killed one reports -9, others 1."""
 
     stdin = stdout = stderr = None
 

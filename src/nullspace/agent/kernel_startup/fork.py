@@ -3,16 +3,17 @@
 Runs inside the kernel (as ``_nullspace_kernel.fork``), called by the agent through a silent
 execute's user expression: ``fork(connection_file)`` returns the new kernel's pid.
 
-The kernel forks twice: the intermediate child forks the new kernel, reports its pid through a
-pipe and exits at once (the parent reaps it), so the new kernel is nobody's child to reap; the
-sandbox's init adopts it. In the new kernel only the calling (main) thread exists: the parent's
-channel, iopub, control and heartbeat threads are gone, and its zmq context is never touched
-again (zmq contexts do not survive fork). It gets a process group of its own (an interrupt goes
-to one kernel only), puts fds 1 and 2 back where they pointed before ipykernel captured them,
-freezes the garbage collector's view of the inherited objects (a collection would otherwise
-write to every page holding one and copy it), gives the shell a history session of its own, and
-starts a fresh ``IPKernelApp`` on a fresh event loop that reuses the same shell (user namespace,
-imports, display hooks). The parent's stack below this call is never returned to.
+The parent returns the child's pid at once and reaps it from a daemon thread when it exits (a
+double fork, to make it nobody's child, costs a second copy of the page tables: ~25 ms more for
+a 100 MiB state). In the new kernel only the calling (main) thread exists: the parent's channel,
+iopub, control and heartbeat threads are gone, and its zmq context is never touched again (zmq
+contexts do not survive fork). It gets a process group of its own (an interrupt goes to one
+kernel only), puts fds 1 and 2 back where they pointed before ipykernel captured them, freezes
+the garbage collector's view of the inherited objects (a collection would otherwise write to
+every page holding one and copy it), gives the shell a history of its own (in memory, no sqlite
+session), and starts a fresh ``IPKernelApp`` with the parent's configuration on a fresh event
+loop that reuses the same shell (user namespace, imports, display hooks). The parent's stack
+below this call is never returned to.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 
 def fork(connection_file: str) -> int:
+    import threading
+
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
@@ -31,23 +34,11 @@ def fork(connection_file: str) -> int:
             stream.flush()
         except Exception:  # noqa: BLE001 - a stream that cannot flush loses nothing we need
             pass
-    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid:
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        with os.fdopen(read_end, "rb") as fh:
-            data = fh.read()
-        if not data:
-            raise OSError("the forked kernel did not start")
-        return int(data)
+        threading.Thread(target=_reap, args=(pid,), name="nullspace-fork-reaper", daemon=True).start()
+        return pid
     try:
-        os.close(read_end)
-        child = os.fork()
-        if child:
-            os.write(write_end, str(child).encode("ascii"))
-            os._exit(0)
-        os.close(write_end)
         _serve(app, connection_file)
     except BaseException:  # noqa: BLE001 - the child must never return into the parent's stack
         import traceback
@@ -56,9 +47,18 @@ def fork(connection_file: str) -> int:
     os._exit(1)
 
 
+def _reap(pid: int) -> None:
+    """Wait for the forked kernel to exit, so that it does not stay a zombie of this one."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # user code reaped it already (os.wait())
+        pass
+
+
 def _serve(app: Any, connection_file: str) -> None:
     import asyncio
     import atexit
+    import copy
     import gc
 
     from ipykernel.kernelapp import IPKernelApp
@@ -68,27 +68,34 @@ def _serve(app: Any, connection_file: str) -> None:
     gc.freeze()
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        copy = getattr(stream, "_original_stdstream_copy", None)
+        copied = getattr(stream, "_original_stdstream_copy", None)
         fd = getattr(stream, "_original_stdstream_fd", None)
-        if copy is not None and fd is not None:
-            os.dup2(copy, fd)  # the parent's reader thread owned the pipe fd 1/2 pointed to
+        if copied is not None and fd is not None:
+            os.dup2(copied, fd)  # the parent's reader thread owned the pipe fd 1/2 pointed to
         setattr(sys, name, getattr(sys, f"__{name}__"))
     atexit.unregister(app.close)  # it would stop the parent's (absent) threads
 
     shell = app.shell
     old = shell.history_manager  # its sqlite connection and saving thread are the parent's
-    history = HistoryManager(shell=shell, parent=shell)
+    history = HistoryManager(shell=shell, parent=shell, enabled=False)  # in memory: no sqlite
     history.input_hist_parsed = old.input_hist_parsed  # In, Out and _ih keep working
     history.input_hist_raw = old.input_hist_raw
     history.output_hist = old.output_hist
     shell.configurables = [c for c in shell.configurables if c is not old] + [history]
     shell.history_manager = history
 
+    # the parent's configuration, without re-reading argv and config files; the startup files
+    # already ran in this shell
+    config = copy.deepcopy(app.config)
+    config.IPKernelApp.pop("exec_files", None)
+    config.IPKernelApp.pop("connection_file", None)
     type(app.kernel).clear_instance()
     IPKernelApp.clear_instance()
     asyncio.events._set_running_loop(None)  # we are inside the parent's (now dead) loop
     asyncio.set_event_loop(asyncio.new_event_loop())
-    new = IPKernelApp.instance()
-    new.initialize(["-f", connection_file])  # the shell singleton is reused: same user_ns
+    new = IPKernelApp.instance(config=config, connection_file=connection_file)
+    new.parse_command_line = lambda argv=None: None
+    new.load_config_file = lambda *args, **kwargs: None
+    new.initialize([])  # the shell singleton is reused: same user_ns
     shell.kernel = new.kernel
     new.start()
