@@ -122,6 +122,19 @@ def test_a_run_in_the_fork_can_be_interrupted(sb: Sandbox) -> None:
         sb.remove_context(ctx)
 
 
+def test_libraries_with_threads_work_in_the_fork(sb: Sandbox) -> None:
+    # numpy's BLAS and pandas keep thread pools; only the forking thread exists in the fork
+    parent = sb.create_context()
+    setup = "import numpy as np, pandas as pd\nm = np.random.rand(400, 400)\nfloat((m @ m).sum()) > 0"
+    assert sb.run_code(setup, context=parent, timeout=60).text == "True"
+    fork = sb.fork_context(parent)
+    check = "df = pd.DataFrame(m)\nbool(np.allclose(m @ m, (df @ df).values)) and len(df.groupby(0).size()) > 0"
+    assert sb.run_code(check, context=fork, timeout=60).text == "True"
+    assert sb.run_code(check, context=parent, timeout=60).text == "True"
+    for ctx in (parent, fork):
+        sb.remove_context(ctx)
+
+
 def test_only_python_contexts_fork(sb: Sandbox) -> None:
     bash = sb.create_context(language="bash")
     with pytest.raises(InvalidArgumentError) as info:
