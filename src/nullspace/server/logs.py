@@ -44,10 +44,6 @@ def bind_sandbox(sandbox_id: str | None) -> None:
     _sandbox.set(sandbox_id if sandbox_id is None or _ID.fullmatch(sandbox_id) else None)
 
 
-def current_sandbox() -> str | None:
-    return _sandbox.get()
-
-
 class SandboxField(logging.Filter):
     """Give each record `sandbox_id` (None when the line concerns no sandbox)."""
 
@@ -106,7 +102,14 @@ def configure(format: str = "text", level: str = "info", stream: TextIO | None =
 
 
 class SandboxLogs(logging.Handler):
-    """The last `per_sandbox` lines of the last `sandboxes` sandboxes that logged, in memory."""
+    """The last `per_sandbox` lines of the last `sandboxes` sandboxes, in memory.
+
+    A sandbox's buffer opens with the manager's "sandbox created" line (logger `OPENER`):
+    requests naming ids that never existed (anyone can send them) add nothing and cannot push
+    real sandboxes' lines out.
+    """
+
+    OPENER = "nullspace.sandbox"
 
     def __init__(self, per_sandbox: int = 200, sandboxes: int = 1000) -> None:
         super().__init__(logging.INFO)
@@ -124,6 +127,8 @@ class SandboxLogs(logging.Handler):
             return
         lines = self._lines.get(sid)
         if lines is None:
+            if record.name != self.OPENER:
+                return
             lines = self._lines[sid] = collections.deque(maxlen=self.per_sandbox)
             while len(self._lines) > self.max_sandboxes:
                 self._lines.popitem(last=False)

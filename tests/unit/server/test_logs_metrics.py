@@ -60,11 +60,23 @@ def test_sandbox_logs_are_bounded() -> None:
     logger.handlers = [buffer]
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    for sid in ("sb_a", "sb_b", "sb_c"):
-        for i in range(5):
-            logger.info("line %d", i, extra={"sandbox_id": sid})
+    opener = logging.getLogger(logs.SandboxLogs.OPENER)
+    opener.addHandler(buffer)
+    level, opener.level = opener.level, logging.INFO
+    try:
+        for sid in ("sb_a", "sb_b", "sb_c"):
+            opener.info("sandbox created", extra={"sandbox_id": sid})
+            for i in range(5):
+                logger.info("line %d", i, extra={"sandbox_id": sid})
+        for n in range(50):  # ids that were never created open nothing and evict nothing
+            logger.info("GET /v1/sandboxes/sb_fake%d 404", n, extra={"sandbox_id": f"sb_fake{n}"})
+    finally:
+        opener.removeHandler(buffer)
+        opener.setLevel(level)
     assert buffer.lines("sb_a") == []  # evicted: only the last 2 sandboxes are kept
+    assert buffer.lines("sb_fake1") == []
     assert [line["message"] for line in buffer.lines("sb_c")] == ["line 2", "line 3", "line 4"]
+    assert buffer.lines("sb_b")[0]["level"] == "info"
 
 
 def test_hostile_run_events_cannot_grow_the_series() -> None:
