@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nullspace import InvalidArgumentError, Sandbox
+from nullspace import DiskFullError, InvalidArgumentError, Sandbox
 
 
 def _scrape(server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # noqa: ANN001
@@ -35,7 +35,7 @@ def _sum(samples: dict, name: str, **labels: str) -> float:  # noqa: ANN001
 
 def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
     before = _scrape(server)
-    with Sandbox.create(timeout=120, metadata={"test": "metrics"}) as sandbox:
+    with Sandbox.create(timeout=120, metadata={"test": "metrics"}, memory_mb=256, disk_mb=32) as sandbox:
         during = _scrape(server)
         assert _value(during, "nullspace_sandboxes", template="code-interpreter", state="running") >= 1
         assert sandbox.run_code("1 + 1").text == "2"
@@ -44,6 +44,9 @@ def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
         assert died is not None and died.name == "KernelDied"
         with pytest.raises(InvalidArgumentError):
             sandbox.install_packages(["not a requirement!"])
+        with pytest.raises(DiskFullError):
+            sandbox.files.write("big.bin", b"\0" * (40 << 20))  # over disk_mb=32
+        oom = sandbox.run_code("chunks = [b'x' * (16 << 20) for _ in range(64)]").error  # over memory_mb=256
         sid = sandbox.sandbox_id
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)), base_url="http://n") as c:
         assert c.get("/v1/sandboxes/sb_0000000000000000").status_code == 404
@@ -65,6 +68,12 @@ def test_counters_move_with_real_activity(server) -> None:  # noqa: ANN001
     moved("nullspace_runs_total", outcome="kernel_died")
     moved("nullspace_run_seconds_count", by=3)
     moved("nullspace_kernel_deaths_total", kind="crashed")
+    moved("nullspace_limit_hits_total", resource="disk")
+    assert oom is not None and oom.name in ("OutOfMemory", "MemoryError"), oom
+    if oom.name == "OutOfMemory":  # the OOM killer took the kernel (not the allocator refusing)
+        moved("nullspace_kernel_deaths_total", kind="out_of_memory")
+        moved("nullspace_limit_hits_total", resource="memory")
+        moved("nullspace_runs_total", by=2, outcome="kernel_died")
     moved("nullspace_package_installs_total", language="python", outcome="invalid_argument")
     route = "/v1/sandboxes/{sandbox_id}/execute"
     moved("nullspace_http_requests_total", by=3, method="POST", route=route, status="200")
