@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from nullspace import (
+    ConflictError,
     ContextNotFoundError,
     ExecutionTimeoutError,
     InvalidArgumentError,
@@ -133,6 +134,19 @@ def test_libraries_with_threads_work_in_the_fork(sb: Sandbox) -> None:
     assert sb.run_code(check, context=parent, timeout=60).text == "True"
     for ctx in (parent, fork):
         sb.remove_context(ctx)
+
+
+def test_a_kernel_cannot_make_the_agent_adopt_another_process(sb: Sandbox) -> None:
+    ctx = sb.create_context()
+    patch = "import importlib\nimportlib.import_module('_nullspace_kernel.fork').fork = lambda path: 1"
+    assert sb.run_code(patch, context=ctx).error is None
+    before = len(sb.list_contexts())
+    with pytest.raises(ConflictError) as info:
+        sb.fork_context(ctx)
+    assert info.value.status_code == 409 and "could not fork" in str(info.value)
+    assert sb.run_code("1 + 1", context=ctx).text == "2"
+    assert len(sb.list_contexts()) == before
+    sb.remove_context(ctx)
 
 
 def test_only_python_contexts_fork(sb: Sandbox) -> None:

@@ -284,15 +284,25 @@ class Context:
         return snippets.restore(previous)
 
 
-def _forked_process(reply: dict[str, Any] | None) -> ForkedProcess | None:
-    """The forked kernel named by the fork expression's reply (None: the fork failed)."""
+def _forked_process(reply: dict[str, Any] | None, parent: int | None) -> ForkedProcess | None:
+    """The forked kernel named by the fork expression's reply (None: the fork failed, or the
+    reply names no child of `parent`)."""
     result = ((reply or {}).get("user_expressions") or {}).get("pid") or {}
     if result.get("status") != "ok":
         return None
     try:
-        return ForkedProcess(int(result["data"]["text/plain"]))
+        return None if parent is None else ForkedProcess(int(result["data"]["text/plain"]), parent)
     except (KeyError, TypeError, ValueError, ProcessLookupError):
         return None
+
+
+def _fork_error(reply: dict[str, Any] | None) -> str:
+    result = ((reply or {}).get("user_expressions") or {}).get("pid") or {}
+    if reply is None:
+        return "no answer"
+    if result.get("status") == "error":
+        return f"{result.get('ename')}: {result.get('evalue')}"[:500]
+    return "it did not report a forked process"
 
 
 PRELOAD_CODE = """\
@@ -463,11 +473,11 @@ class Registry:
                 timeout=self.config.startup_timeout,
                 poll_interval=self.config.poll_interval,
             )
-            process = _forked_process(reply)
+            process = _forked_process(reply, ctx.kernel.pid)
             if process is None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-                raise AgentError(500, "internal", f"the kernel of context {ctx.id} could not fork: {reply}")
+                raise AgentError(409, "conflict", f"the kernel of context {ctx.id} could not fork: {_fork_error(reply)}")
             prelaunched = Prelaunched(process, ctx.kernel.kernel_name, ctx.kernel.km.kernel_spec.resource_dir, path)
         try:
             fork = self._new(ctx.language, ctx.kernel.kernel_name, ctx.cwd, default=False, seq=seq, prelaunched=prelaunched)

@@ -199,14 +199,14 @@ def prelaunch(
 # -- forked kernels ----------------------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time) of `pid` from /proc, None when there is no such process."""
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of `pid` from /proc, None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        return fields[0], int(fields[1]), fields[19]
+    except (OSError, IndexError, ValueError):
         return None
-    return fields[0], fields[19]
 
 
 class ForkedProcess:
@@ -217,19 +217,19 @@ class ForkedProcess:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, parent: int) -> None:
         stat = _proc_stat(pid)
-        if stat is None or stat[0] in "ZX":
-            raise ProcessLookupError(f"forked kernel {pid} is not running")
+        if stat is None or stat[0] in "ZX" or stat[1] != parent or pid == os.getpid():
+            raise ProcessLookupError(f"{pid} is not a running kernel forked by {parent}")
         self.pid = pid
-        self._start = stat[1]
+        self._start = stat[2]
         self.returncode: int | None = None
         self._killed = False
 
     def poll(self) -> int | None:
         if self.returncode is None:
             stat = _proc_stat(self.pid)
-            if stat is None or stat[0] in "ZX" or stat[1] != self._start:
+            if stat is None or stat[0] in "ZX" or stat[2] != self._start:
                 self.returncode = -9 if self._killed else 1
         return self.returncode
 
