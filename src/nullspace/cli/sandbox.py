@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .. import APIClient, Sandbox
+from .. import APIClient, Sandbox, SandboxNotFoundError
 from . import files, shell
 from ._output import ago, console, errors, fail, safe, spinner
 
@@ -111,7 +111,7 @@ def kill(sandbox_ids: Annotated[list[str], typer.Argument(metavar="ID...", help=
         with errors():
             try:
                 sandbox = Sandbox.connect(sandbox_id)
-            except Exception as exc:  # not running: say so, go on with the others
+            except SandboxNotFoundError as exc:  # not running: say so, go on with the others
                 missing.append(f"{sandbox_id}: {exc}")
                 continue
             sandbox.kill()
