@@ -71,6 +71,8 @@ def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], t
         missing = cli(env, "sandbox", "files", sid, "get", "nope.txt", str(back), ok=False)
         assert "NotFoundError" in missing and not (back / "nope.txt.part").exists()
 
+        follower = subprocess.Popen([sys.executable, "-m", "nullspace", "sandbox", "logs", "--follow", sid],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         logs = cli(env, "sandbox", "logs", sid)
         assert "sandbox created from template code-interpreter" in logs
         assert f"POST /v1/sandboxes/{sid}/execute" in logs
@@ -81,6 +83,10 @@ def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], t
     history = cli(env, "sandbox", "list", "--all")
     assert sid in history and "killed" in history
     assert "sandbox ended (killed)" in cli(env, "sandbox", "logs", sid)
+    followed, _ = follower.communicate(timeout=30)  # --follow ends with the sandbox
+    assert follower.returncode == 0, followed
+    assert "sandbox created from template" in followed and "sandbox ended (killed)" in followed
+    assert followed.count("sandbox created from template") == 1  # each line once
     assert f"sandbox {sid} is killed" in cli(env, "sandbox", "kill", sid, ok=False)
 
     lines = [json.loads(line) for line in (data_dir / "server.log").read_text().splitlines() if line.strip()]

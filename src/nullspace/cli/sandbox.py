@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import APIClient, Sandbox, SandboxNotFoundError
@@ -17,6 +19,7 @@ app = typer.Typer(help="Create, list, run code in, inspect and kill sandboxes.",
 app.add_typer(files.app, name="files")
 app.command("shell")(shell.shell)
 
+FOLLOW_INTERVAL = 1.0  # seconds between two polls of `logs --follow`
 SandboxId = Annotated[str, typer.Argument(metavar="ID", help="The sandbox's id (sb_...).")]
 
 
@@ -121,23 +124,43 @@ def kill(sandbox_ids: Annotated[list[str], typer.Argument(metavar="ID...", help=
         fail("; ".join(safe(m) for m in missing))
 
 
+def _print_line(line: dict[str, Any]) -> None:
+    when = datetime.fromtimestamp(line["ts"]).strftime("%H:%M:%S")
+    level = str(line["level"]).upper()
+    style = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}.get(level, "dim")
+    # messages hold request paths a client chose: escaped for the terminal and for rich markup
+    console.print(f"[dim]{when}[/] [{style}]{level:<7}[/] {escape(safe(str(line['message'])))}",
+                  highlight=False, soft_wrap=True)
+
+
 @app.command()
-def logs(sandbox_id: SandboxId) -> None:
+def logs(
+    sandbox_id: SandboxId,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the sandbox ends.")] = False,
+) -> None:
     """Show what the server logged about a sandbox and the tail of its agent's output.
 
-    Server lines (create, every request, end and why) are kept in memory for the last 1000
-    sandboxes, 200 lines each; the agent's stdout/stderr tail (what the sandbox itself wrote
-    outside runs: kernel crashes, agent errors) exists only while it runs.
+    Server lines (create, every request, kernel deaths and limits hit, end and why) are kept in
+    memory for the last 1000 sandboxes, 200 lines each; the agent's stdout/stderr tail (what the
+    sandbox itself wrote outside runs: kernel crashes, agent errors) exists only while it runs.
     """
+    seen: list[tuple[Any, ...]] = []
     with errors(), APIClient.from_env() as api:
-        data: dict[str, Any] = api.request("GET", f"/v1/sandboxes/{sandbox_id}/logs")
-    for line in data.get("server") or []:
-        when = datetime.fromtimestamp(line["ts"]).strftime("%H:%M:%S")
-        level = line["level"].upper()
-        style = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}.get(level, "dim")
-        console.print(f"[dim]{when}[/] [{style}]{level:<7}[/] {safe(line['message'])}", highlight=False,
-                      markup=True, soft_wrap=True)
-    output = data.get("output")
+        while True:
+            data: dict[str, Any] = api.request("GET", f"/v1/sandboxes/{sandbox_id}/logs")
+            lines = data.get("server") or []
+            keys = [(line["ts"], line["logger"], line["message"]) for line in lines]
+            start = next((i + 1 for i in range(len(keys) - 1, -1, -1) if seen and keys[i] == seen[-1]), 0)
+            for line in lines[start:]:
+                _print_line(line)
+            seen = keys or seen
+            output = data.get("output")
+            if not follow or output is None:
+                break
+            try:
+                time.sleep(FOLLOW_INTERVAL)
+            except KeyboardInterrupt:
+                return
     if output is None:
         console.print("[dim]-- the sandbox has ended: no agent output --[/]")
     elif output:

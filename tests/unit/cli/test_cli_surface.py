@@ -56,3 +56,16 @@ def test_text_from_a_sandbox_cannot_drive_the_terminal() -> None:
     shown = safe(hostile)
     assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown and "\x9b" not in shown
     assert shown.startswith("ok\\x1b]0;pwned\\x07") and shown.endswith("\tend\n")
+
+
+def test_log_lines_cannot_inject_markup_or_escapes(monkeypatch) -> None:  # noqa: ANN001
+    from rich.console import Console
+
+    from nullspace.cli import sandbox
+
+    recorder = Console(record=True, width=200, force_terminal=False)
+    monkeypatch.setattr(sandbox, "console", recorder)
+    sandbox._print_line({"ts": 0, "level": "info", "logger": "uvicorn.access",
+                         "message": 'GET /v1/sandboxes/sb_x/[/x][bold]y "\x1b[31mred'})
+    text = recorder.export_text()
+    assert "[/x][bold]y" in text and "\x1b" not in text and "\\x1b[31mred" in text
