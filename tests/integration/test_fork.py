@@ -77,6 +77,18 @@ def test_fork_sees_the_state_and_both_diverge(sb: Sandbox) -> None:
         sb.remove_context(ctx)
 
 
+def test_the_default_context_forks(sb: Sandbox) -> None:
+    sb.run_code("import pandas as pd\nframe = pd.DataFrame({'a': [1, 2, 3]})")  # the default context
+    default = next(c for c in sb.list_contexts() if c.default and c.language == "python")
+    fork = sb.fork_context(default.id)
+    assert not fork.default
+    assert sb.run_code("int(frame.a.sum())", context=fork).text == "6"
+    sb.run_code("frame['a'] = 0", context=fork)
+    assert sb.run_code("int(frame.a.sum())").text == "6"
+    sb.remove_context(fork)
+    assert sb.run_code("int(frame.a.sum())").text == "6"
+
+
 def test_killing_or_restarting_one_leaves_the_other_running(sb: Sandbox) -> None:
     parent = sb.create_context()
     sb.run_code("state = 'kept'", context=parent)

@@ -256,11 +256,13 @@ class Execution:
 
 @dataclass
 class Context:
-    """A code context: one kernel with its own state, language and working directory."""
+    """A code context: one kernel with its own state, language and working directory.
+    `default`: the language's default context (the one `run_code` uses without `context`)."""
 
     id: str
     language: str
     cwd: str
+    default: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> Context:
@@ -268,7 +270,9 @@ class Context:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ServerError(f"malformed context in server response: {data!r}"[:500])
         language, cwd = data.get("language"), data.get("cwd")
-        return cls(id=data["id"], language=str(language or ""), cwd=str(cwd or ""))
+        return cls(
+            id=data["id"], language=str(language or ""), cwd=str(cwd or ""), default=data.get("default") is True
+        )
 
 
 def _parse_time(value: Any) -> datetime | None:

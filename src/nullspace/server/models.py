@@ -171,6 +171,7 @@ class ContextInfo(BaseModel):
     id: str
     language: str
     cwd: str
+    default: bool = False  # the language's default context (runs without a context id use it)
 
 
 class ErrorBody(BaseModel):
