@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -47,9 +48,14 @@ def errors() -> Iterator[None]:
         fail(f"{type(exc).__name__}: {safe(str(exc))}")
 
 
-def safe(text: str) -> str:
-    """Text a sandbox wrote (logs, file names), with terminal control characters made visible."""
+def printable(text: str) -> str:
+    """Text from a sandbox or a client with terminal control characters made visible."""
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def safe(text: str) -> str:
+    """`printable` text for a rich console: its markup (`[red]`, `[/x]`) escaped too."""
+    return escape(printable(text))
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:

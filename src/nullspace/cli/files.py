@@ -63,7 +63,7 @@ def get(
     """Download a file from the sandbox (streamed, with a progress bar)."""
     name = PurePosixPath(path).name
     if not name or name in (".", ".."):
-        fail(f"{path!r} names no file")
+        fail(f"{safe(repr(path))} names no file")
     target = (dest / name) if dest is not None and dest.is_dir() else (dest or Path(name))
     partial = target.with_name(target.name + ".part")
     with errors():

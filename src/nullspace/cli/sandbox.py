@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .. import APIClient, Sandbox, SandboxNotFoundError
@@ -129,7 +128,7 @@ def _print_line(line: dict[str, Any]) -> None:
     level = str(line["level"]).upper()
     style = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}.get(level, "dim")
     # messages hold request paths a client chose: escaped for the terminal and for rich markup
-    console.print(f"[dim]{when}[/] [{style}]{level:<7}[/] {escape(safe(str(line['message'])))}",
+    console.print(f"[dim]{when}[/] [{style}]{level:<7}[/] {safe(str(line['message']))}",
                   highlight=False, soft_wrap=True)
 
 
@@ -165,7 +164,7 @@ def logs(
         console.print("[dim]-- the sandbox has ended: no agent output --[/]")
     elif output:
         console.print("[dim]-- agent output (written by the sandbox) --[/]")
-        console.print(safe(output), markup=False, highlight=False, soft_wrap=True)
+        console.print(safe(output), highlight=False, soft_wrap=True)
     else:
         console.print("[dim]-- the agent has written no output --[/]")
 

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from .. import AsyncPtyHandle, AsyncSandbox, NullspaceError
-from ._output import fail, safe
+from ._output import fail, printable, safe
 
 READ_SIZE = 4096
 ENDING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
@@ -113,7 +113,7 @@ async def _session(sandbox_id: str, cmd: str | None, stdin: int, stdout: int) ->
                         await handle.kill()
         for result in results:  # the input side failing (the sandbox ended, say) is worth a word
             if isinstance(result, NullspaceError) and not isinstance(result, asyncio.CancelledError):
-                sys.stderr.write(f"\r\n[nullspace: input stopped: {safe(str(result))}]\r\n")
+                sys.stderr.write(f"\r\n[nullspace: input stopped: {printable(str(result))}]\r\n")
         return code
     finally:
         await sandbox.close()

@@ -56,6 +56,7 @@ def test_text_from_a_sandbox_cannot_drive_the_terminal() -> None:
     shown = safe(hostile)
     assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown and "\x9b" not in shown
     assert shown.startswith("ok\\x1b]0;pwned\\x07") and shown.endswith("\tend\n")
+    assert safe("[/x] [bold]b") == "\\[/x] \\[bold]b"  # rich markup escaped too
 
 
 def test_log_lines_cannot_inject_markup_or_escapes(monkeypatch) -> None:  # noqa: ANN001
