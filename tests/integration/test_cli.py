@@ -44,11 +44,13 @@ def cli(env: dict[str, str], *args: str, ok: bool = True) -> str:
 
 def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     data_dir, env = json_server
-    sid = cli(env, "sandbox", "create", "--metadata", "owner=cli-test", "--timeout", "120").strip()
+    sid = cli(env, "sandbox", "create", "--metadata", "owner=cli-test", "--metadata", "tag=[/x]",
+              "--timeout", "120").strip()
     assert sid.startswith("sb_") and len(sid) == 19
     try:
         listing = cli(env, "sandbox", "list")
         assert sid in listing and "running" in listing and "owner=cli-test" in listing  # full id
+        assert "tag=[/x]" in listing  # client text is shown as text, never as rich markup
         assert "ago" in listing and "in " in listing  # human times
         assert sid in cli(env, "sandbox", "ls", "--metadata", "owner=cli-test")
         assert sid not in cli(env, "sandbox", "ls", "--metadata", "owner=nobody")
@@ -56,6 +58,7 @@ def test_sandbox_commands_end_to_end(json_server: tuple[Path, dict[str, str]], t
         assert cli(env, "sandbox", "run", sid, "print(6 * 7)").strip() == "42"
         failed = cli(env, "sandbox", "run", sid, "1 / 0", ok=False)
         assert "ZeroDivisionError" in failed
+        assert "ValueError: [/x] [bold]" in cli(env, "sandbox", "run", sid, "raise ValueError('[/x] [bold]')", ok=False)
         assert "KernelDied" in cli(env, "sandbox", "run", sid, "import os; os._exit(1)", ok=False)
 
         payload = os.urandom(3 << 20)
