@@ -60,6 +60,7 @@ def test_tokens_are_per_sandbox_and_kept_as_digests() -> None:
     assert tokens.verify(a, first) and tokens.verify(a, second)
     assert not tokens.verify(b, first) and not tokens.verify(a, "") and not tokens.verify(a, None)
     assert first not in repr(a.record.extra) and all(len(d) == 32 for d in a.record.extra["e2b_token_hashes"])
+    assert tokens.verify(a, second)
     for _ in range(tokens.MAX_TOKENS):
         tokens.mint(a)
     assert not tokens.verify(a, first)  # the oldest go past MAX_TOKENS

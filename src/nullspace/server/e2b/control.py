@@ -33,6 +33,7 @@ from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import CreateSandbox
 from ..settings import MiB
 from ..store import ALIVE, SandboxRecord
+from ..tenants import Principal
 from . import envd, tokens, wire
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ DEFAULT_TEMPLATE = "code-interpreter"
 TEMPLATE_ALIASES = {"code-interpreter-v1": DEFAULT_TEMPLATE, "base": DEFAULT_TEMPLATE}
 """E2B's default template names (code-interpreter SDK, base SDK) → ours."""
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-MAX_BODY = 1 << 20
 
 
 class NotSupportedError(APIError):
@@ -57,7 +57,7 @@ def _manager(request: Request) -> SandboxManager:
     return request.state.manager
 
 
-def _caller(request: Request) -> Any:
+def _caller(request: Request) -> Principal:
     return request.state.principal
 
 

@@ -4,19 +4,18 @@ The control plane hands one out with every create and connect (`envdAccessToken`
 value as `trafficAccessToken`, which the code-interpreter SDK sends where it sends no other). The
 server keeps only SHA-256 digests, on the live sandbox, so they die with it; a token is 256 random
 bits, so an id alone gets nothing. Each connect adds a token rather than replacing one, so two
-clients of one sandbox never lock each other out; the oldest goes past `MAX_TOKENS`.
+clients of one sandbox never lock each other out; past `MAX_TOKENS` connects the oldest goes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 from ..lifecycle import LiveSandbox
 
-MAX_TOKENS = 64
-_KEY = "e2b_token_hashes"  # in LiveSandbox.record.extra
+MAX_TOKENS = 4096
+_KEY = "e2b_token_hashes"  # in LiveSandbox.record.extra: digest → None, oldest first
 
 
 def _digest(token: str) -> bytes:
@@ -25,15 +24,14 @@ def _digest(token: str) -> bytes:
 
 def mint(live: LiveSandbox) -> str:
     token = "ns_sbx_" + secrets.token_urlsafe(32)
-    digests: list[bytes] = live.record.extra.setdefault(_KEY, [])
-    digests.append(_digest(token))
-    del digests[:-MAX_TOKENS]
+    digests: dict[bytes, None] = live.record.extra.setdefault(_KEY, {})
+    digests[_digest(token)] = None
+    while len(digests) > MAX_TOKENS:
+        del digests[next(iter(digests))]
     return token
 
 
 def verify(live: LiveSandbox, token: str | None) -> bool:
-    if not token:
-        return False
-    digest = _digest(token)
-    # compare_digest against every stored digest: no early exit that would time the match
-    return any([hmac.compare_digest(digest, d) for d in live.record.extra.get(_KEY, ())])
+    """A dict lookup of the token's SHA-256: its timing says nothing usable about any stored token
+    (finding a digest prefix is as hard as finding the token)."""
+    return bool(token) and _digest(token) in live.record.extra.get(_KEY, {})
