@@ -20,6 +20,8 @@ from nullspace import (
     SandboxUnresponsiveError,
     TransportError,
 )
+from nullspace.runtime import bwrap
+from nullspace.templates.cache import _mounted_lower_dirs
 
 from .conftest import ServerHandle
 
@@ -191,3 +193,29 @@ def test_only_the_needed_netlink_protocols_and_socket_families(sandbox: Sandbox)
     assert all(result[k] == errno.EPERM for k in result if k not in allowed), result
     names = sandbox.run_code("import socket; [name for _, name in socket.if_nameindex()]")  # NETLINK_ROUTE
     assert names.text == "['lo']"
+
+
+# -- findings 7 and 8: what a sandbox can see of the host; bubblewrap's newer flags ---------------
+
+
+def test_cmdline_and_mountinfo_name_no_host_path_or_sandbox_id(server: ServerHandle, sandbox: Sandbox) -> None:
+    seen = sandbox.commands.run("tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/self/mountinfo", timeout=10).stdout
+    cmdline, mountinfo = seen.split("\n", 1)
+    assert cmdline.startswith("/usr/bin/bwrap --args ") and "--setenv" not in cmdline, cmdline
+    for secret in (str(server.data_dir), sandbox.sandbox_id, "/var/lib/nullspace", "/templates/"):
+        assert secret not in cmdline
+    overlay = next(line for line in mountinfo.splitlines() if " - overlay " in line)
+    assert "lowerdir=/proc/self/fd/" in overlay and "upperdir=/proc/self/fd/" in overlay, overlay
+    assert str(server.data_dir) not in overlay and sandbox.sandbox_id not in overlay
+    # `template prune` still sees which builds running sandboxes hold (from <base>/layers)
+    held = {str(p) for p in _mounted_lower_dirs()}
+    record = server.data_dir / "sandboxes" / sandbox.sandbox_id / "layers"
+    assert record.read_text().split() and set(record.read_text().split()) <= held
+
+
+def test_no_user_namespace_inside(sandbox: Sandbox) -> None:
+    # seccomp refuses unshare/clone(CLONE_NEWUSER) (EPERM) whatever bwrap does; bwrap >= 0.8 also
+    # gets --disable-userns (tests/unit/runtime/test_bwrap_argv.py), seen here behind the filter
+    assert "--disable-userns" in bwrap.features()  # Debian 12's 0.8.0 has it
+    result = sandbox.commands.run("unshare -U true", timeout=10, check=False)
+    assert result.exit_code != 0 and "Operation not permitted" in result.stderr

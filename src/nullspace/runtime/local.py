@@ -22,8 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import mounts, seccomp
-from .bwrap import build_argv
+from . import bwrap, mounts, seccomp
 from .cgroups import Cgroup, CgroupDriver, Limits
 from .policy import AGENT_LIB, EGRESS_SOCKET_VIEW, SandboxPolicy
 from .reaper import Reaper
@@ -125,10 +124,14 @@ class LocalRuntime:
                     workdir=request.workdir,
                     seccomp_fds=tuple(seccomp_fds),
                     extra_ro_binds=(*_package_cache_bind(base, root), (base / "egress.sock", EGRESS_SOCKET_VIEW)),
+                    disable_userns="--disable-userns" in bwrap.features(),
                 )
+                argv, options = bwrap.via_args_fd(bwrap.build_argv(policy))
+                args_fd = bwrap.args_memfd(options)
+                closing.callback(os.close, args_fd)
                 process, exited = await self.reaper.spawn(
-                    build_argv(policy),
-                    pass_fds=(listener.fileno(), *seccomp_fds),
+                    [str(args_fd) if a == "{fd}" else a for a in argv],
+                    pass_fds=(listener.fileno(), *seccomp_fds, args_fd),
                     stdin=subprocess.DEVNULL,
                     stdout=write_out,
                     stderr=write_out,

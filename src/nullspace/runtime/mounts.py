@@ -6,6 +6,7 @@ Layout under ``<data dir>/sandboxes/<id>/`` (all root-owned; see `prepare`):
     fs/upper   overlay upper dir
     fs/work    overlay work dir
     root/      overlay(lower=template layers, upper, work) → bound as / by bwrap
+    layers     the lower dirs, one a line (the mount names them /proc/self/fd/N only)
 
 Mounts go through mount(2)/umount2(2) directly (0.1 ms) rather than the mount(8) binary,
 which would also be a child process the reaper must not steal.
@@ -84,7 +85,7 @@ def prepare(
 
     `lower` is the template's rootfs, or its layers top first (`lowerdir=top:...:base`).
     """
-    lowerdir = str(lower) if isinstance(lower, Path) else ":".join(map(str, lower))
+    lowers = [lower] if isinstance(lower, Path) else list(lower)
     sfs = SandboxFilesystem(base)
     base.mkdir(mode=0o710, parents=True, exist_ok=False)
     os.chown(base, 0, gid)  # the sandbox uid may traverse to root/, nobody else
@@ -101,14 +102,29 @@ def prepare(
         home_dir = upper / home.lstrip("/")
         home_dir.mkdir(mode=0o750, parents=True)
         os.chown(home_dir, uid, gid)
-        mount(
-            "overlay", sfs.root, "overlay", MS_NOSUID | MS_NODEV,
-            f"lowerdir={lowerdir},upperdir={upper},workdir={work}",
-        )
+        # what the mount holds, for `template prune` (its options only say /proc/self/fd/N)
+        (base / "layers").write_text("".join(f"{Path(p).resolve()}\n" for p in lowers))
+        _mount_overlay(sfs.root, lowers, upper, work)
     except BaseException:
         teardown(base)
         raise
     return sfs
+
+
+def _mount_overlay(target: Path, lowers: Sequence[Path], upper: Path, work: Path) -> None:
+    """Mount the overlay naming its layers by ``/proc/self/fd/N``: the kernel keeps the option
+    strings as given and shows them in the sandbox's /proc/self/mountinfo, which then names no
+    host path or sandbox id (the paths resolve at mount time; the fds are closed after)."""
+    fds: list[int] = []
+    try:
+        for path in (*lowers, upper, work):
+            fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        *lower_fds, upper_fd, work_fd = (f"/proc/self/fd/{fd}" for fd in fds)
+        mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV,
+              f"lowerdir={':'.join(lower_fds)},upperdir={upper_fd},workdir={work_fd}")
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def resize(base: Path, disk_bytes: int) -> None:

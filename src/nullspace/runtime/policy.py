@@ -33,3 +33,4 @@ class SandboxPolicy:
     dev_shm_bytes: int = 64 << 20
     seccomp_fds: tuple[int, ...] = ()   # stacked filters (bwrap --add-seccomp-fd each)
     extra_ro_binds: tuple[tuple[Path, str], ...] = ()
+    disable_userns: bool = False        # bwrap --disable-userns (when the installed bwrap has it)

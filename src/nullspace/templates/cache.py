@@ -198,14 +198,27 @@ def _mounted_lower_dirs() -> list[Path]:
     lowers = []
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
-            _, _, rest = line.partition(" - ")
+            head, _, rest = line.partition(" - ")
             fields = rest.split()
             if len(fields) < 3 or fields[0] != "overlay":
                 continue
             for option in fields[2].split(","):
-                if option.startswith("lowerdir="):
-                    lowers += [Path(p).resolve() for p in option[len("lowerdir=") :].split(":") if p]
+                if not option.startswith("lowerdir="):
+                    continue
+                named = [p for p in option[len("lowerdir=") :].split(":") if p]
+                if any(p.startswith("/proc/self/fd/") for p in named):  # a sandbox's: runtime/mounts.py
+                    point = Path(head.split()[4].encode().decode("unicode_escape"))
+                    named = _recorded_layers(point.parent / "layers")
+                lowers += [Path(p).resolve() for p in named]
     return lowers
+
+
+def _recorded_layers(record: Path) -> list[str]:
+    """The lower dirs a sandbox's overlay was mounted with, as `mounts.prepare` wrote them."""
+    try:
+        return [p for p in record.read_text().splitlines() if p]
+    except OSError:
+        return []
 
 
 def share_builds(source: str | Path, data_dir: str | Path) -> None:

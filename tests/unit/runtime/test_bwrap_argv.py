@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from nullspace.runtime import bwrap
 from nullspace.runtime.bwrap import build_argv
 from nullspace.runtime.policy import AGENT_LIB, SandboxPolicy
 
@@ -50,3 +52,27 @@ def test_environment_and_command() -> None:
     env = dict(zip(_pairs(argv, "--setenv"), [argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"], strict=True))
     assert env["USER_VAR"] == "1" and env["HOME"] == "/home/user" and "PYTHONPATH" not in env
     assert argv[argv.index("--") + 1 :] == ["/opt/venv/bin/python", "-m", "nullspace_agent", "--fd", "3"]
+
+
+def test_newer_bwrap_flags_only_when_asked() -> None:
+    # bwrap without --disable-userns (before 0.8.0): seccomp alone refuses new user namespaces
+    assert "--disable-userns" not in _argv()
+    argv = _argv(disable_userns=True)
+    assert "--disable-userns" in argv and "--unshare-user" in argv  # bwrap requires both
+
+
+def test_installed_bwrap_features_are_read_from_its_help() -> None:
+    found = bwrap.features()
+    assert "--args" in found and "--unshare-all" in found  # every bwrap we support has these
+
+
+def test_options_travel_through_an_fd_so_cmdline_names_no_host_path() -> None:
+    argv, options = bwrap.via_args_fd(_argv())
+    assert argv == [bwrap.BWRAP, "--args", "{fd}", "--", "/opt/venv/bin/python", "-m", "nullspace_agent", "--fd", "3"]
+    parts = options.split(b"\0")
+    assert parts[-1] == b"" and b"/data/sandboxes/sb_x/root" in parts and b"USER_VAR=1" not in parts and b"USER_VAR" in parts
+    fd = bwrap.args_memfd(options)
+    try:
+        assert os.read(fd, len(options) + 1) == options
+    finally:
+        os.close(fd)
