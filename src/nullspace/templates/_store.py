@@ -62,12 +62,13 @@ def template_dir(data_dir: Path, name: str) -> Path:
 
 
 def ensure_dirs(data_dir: Path) -> Path:
-    """Create `<data_dir>/templates` (0755: sandbox uids must traverse to the rootfs)."""
+    """Create `<data_dir>/templates` (0755) and let sandbox uids traverse the data dir to it
+    (search only: the data dir itself stays unlistable, 0711 as the server makes it)."""
     root = templates_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
-    for path in (Path(data_dir), root):
-        if path.stat().st_mode & 0o755 != 0o755:
-            os.chmod(path, path.stat().st_mode | 0o755)
+    for path, need in ((Path(data_dir), 0o711), (root, 0o755)):
+        if path.stat().st_mode & need != need:
+            os.chmod(path, path.stat().st_mode | need)
     return root
 
 
