@@ -61,19 +61,6 @@ def _caller(request: Request) -> Principal:
     return request.state.principal
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgumentError("the body must be a JSON object")
-    return data
-
-
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -204,7 +191,7 @@ async def _live(request: Request, sandbox_id: str) -> LiveSandbox:
 
 
 async def create(request: Request) -> Response:
-    body = await _body(request)
+    body = await wire.json_object(request)
     _refuse_unsupported(body)
     try:
         req = CreateSandbox(
@@ -244,7 +231,7 @@ async def kill(request: Request) -> Response:
 
 async def set_timeout(request: Request) -> Response:
     sandbox_id = request.path_params["sandbox_id"]
-    body = await _body(request)
+    body = await wire.json_object(request)
     timeout = _int(body, "timeout", minimum=1)
     if timeout is None:
         raise InvalidArgumentError("timeout is required")
@@ -260,7 +247,7 @@ async def connect(request: Request) -> Response:
     """Connect: a new access token. A paused sandbox is resumed (201, with `timeout` or the
     lifetime it had left); for a running one `timeout` only ever extends its life (200)."""
     sandbox_id = request.path_params["sandbox_id"]
-    body = await _body(request)
+    body = await wire.json_object(request)
     timeout = _int(body, "timeout", minimum=1)
     live = await _live(request, sandbox_id)
     manager = _manager(request)
@@ -295,7 +282,7 @@ async def metrics(request: Request) -> Response:
 async def pause(request: Request) -> Response:
     """Pause (docs/pause.md): 204, or 409 when it already is (the SDK then returns False)."""
     sandbox_id = request.path_params["sandbox_id"]
-    await _body(request)  # E2B's `memory` / `requireHealthyGuest`: every pause keeps memory here
+    await wire.json_object(request)  # E2B's `memory` / `requireHealthyGuest`: every pause keeps memory here
     live = await _live(request, sandbox_id)
     if live.paused is not None:
         raise ConflictError(f"sandbox {sandbox_id} is already paused")
@@ -309,7 +296,7 @@ async def pause(request: Request) -> Response:
 async def resume(request: Request) -> Response:
     """The legacy resume (SDKs before connect resumed): 201 Sandbox, 409 when it is running."""
     sandbox_id = request.path_params["sandbox_id"]
-    timeout = _int(await _body(request), "timeout", minimum=1)
+    timeout = _int(await wire.json_object(request), "timeout", minimum=1)
     live = await _live(request, sandbox_id)
     if live.paused is None:
         raise ConflictError(f"sandbox {sandbox_id} is already running")

@@ -12,7 +12,6 @@ first (python, javascript, then the rest), then the ones the user created, in cr
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -32,7 +31,7 @@ from ..._protocol.languages import normalize_language
 from ..lifecycle import LiveSandbox, SandboxManager
 from ..models import Execute
 from ..streaming import NDJSONEvents
-from . import results
+from . import results, wire
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +56,6 @@ def _manager(request: Request) -> SandboxManager:
 
 def lazy_context_id(sandbox_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"nullspace:{sandbox_id}:{LAZY_LANGUAGE}"))
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgumentError("the body must be a JSON object")
-    return data
 
 
 def _context_id(value: Any) -> str:
@@ -112,7 +98,7 @@ async def list_contexts(request: Request) -> Response:
 
 
 async def create_context(request: Request) -> Response:
-    body = await _body(request)
+    body = await wire.json_object(request)
     payload: dict[str, Any] = {}
     for key in ("language", "cwd"):
         value = body.get(key)
@@ -202,7 +188,7 @@ async def _sandbox_envs(request: Request) -> dict[str, str]:
 
 async def execute(request: Request) -> Response:
     live = _live(request)
-    body = await _body(request)
+    body = await wire.json_object(request)
     code, context_id, language = body.get("code"), body.get("context_id"), body.get("language")
     if not isinstance(code, str):
         raise InvalidArgumentError("code must be a string")

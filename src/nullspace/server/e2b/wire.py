@@ -8,13 +8,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import Send
+
+from ..._exceptions import InvalidArgumentError
 
 ENVD_PORT = 49983
 INTERPRETER_PORT = 49999
 # The control plane's error body (§2.1): `code` is the HTTP status as an int; the SDK maps 401,
 # 429 and 503 to its exceptions and keys on `message` for the rest. `error_code` carries ours.
 JSON = (b"content-type", b"application/json")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); InvalidArgumentError otherwise."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError("the body must be a JSON object")
+    return data
 
 
 def error_body(status: int, message: str, error_code: str | None = None) -> dict[str, Any]:
