@@ -261,6 +261,20 @@ def check_memory(host: Host) -> Check:
     return Check("memory", OK, text)
 
 
+def check_swap(host: Host) -> Check:
+    """Paused sandboxes move their memory to swap (docs/pause.md); without it they keep it."""
+    info = _read(host.proc / "meminfo") or ""
+    match = re.search(r"^SwapTotal:\s+(\d+) kB", info, re.M)
+    total = int(match.group(1)) << 10 if match else 0
+    if total == 0:
+        return Check("swap", WARN, "no swap: pause() freezes sandboxes but their memory stays in RAM",
+                     _as_root("NULLSPACE_SWAP_MB=4096 scripts/setup.sh") + "  (or swapon a swap device; "
+                     "encrypt it where tenants' data must not reach disk in clear)")
+    free = re.search(r"^SwapFree:\s+(\d+) kB", info, re.M)
+    left = int(free.group(1)) << 10 if free else 0
+    return Check("swap", OK, f"{total / 2**30:.1f} GiB of swap ({left / 2**30:.1f} GiB free) for paused sandboxes")
+
+
 def check_subreaper(host: Host) -> Check:
     libc = ctypes.CDLL(None, use_errno=True)
     was = ctypes.c_int(0)
@@ -297,7 +311,7 @@ def check_server(host: Host) -> Check:
 
 CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_root, check_cgroups, check_userns, check_bwrap, check_seccomp, check_overlay,
-    check_disk, check_memory, check_subreaper, check_templates, check_server,
+    check_disk, check_memory, check_swap, check_subreaper, check_templates, check_server,
 )
 
 
