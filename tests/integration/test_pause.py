@@ -47,6 +47,7 @@ def test_state_survives_and_ram_drops(server) -> None:
             sb.run_code("x")
         with pytest.raises(SandboxPausedError):
             sb.files.read("/home/user/kept.txt")
+        time.sleep(1.0)  # long enough that a ticker still running would leave no gap
 
         sb.resume()
         assert sb.get_info().state == "running"
